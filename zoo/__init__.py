@@ -1,0 +1,1 @@
+"""zoo: a transformer architecture zoo on PyTorch and Lightning."""
