@@ -1,0 +1,189 @@
+"""Multi-head attention for self, causal-self and cross attention, with MHA / GQA / MQA and a KV cache.
+
+Shapes: b batch, t query len, s key len, h query heads, k key/value heads, d head dim, e embed dim.
+Masks follow ``zoo.blocks.masks``: bool, True = may attend.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo.blocks.masks import attention_bias_to_mask, causal_mask, combine_masks, unblock_empty_rows
+from zoo.blocks.positions import apply_rotary
+
+AttnImplementation = Literal["sdpa", "eager"]
+
+
+def eager_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """Plain softmax(QKᵀ·scale + mask)·V: the reference that the fused SDPA path is tested against.
+
+    Same arguments as ``F.scaled_dot_product_attention``. ``q`` is ``(b, h, t, d)``; ``k``/``v`` are
+    ``(b, k, s, d)``.
+    """
+    t, s = q.shape[-2], k.shape[-2]
+    if enable_gqa and k.shape[1] != q.shape[1]:
+        repeats = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(repeats, dim=1), v.repeat_interleave(repeats, dim=1)  # (b, h, s, d)
+    scores = (q @ k.transpose(-2, -1)) * (scale if scale is not None else 1.0 / math.sqrt(q.shape[-1]))
+    if is_causal:
+        scores = scores.masked_fill(~causal_mask(t, s, q.device), float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    weights = F.dropout(scores.float().softmax(dim=-1).to(q.dtype), p=dropout_p)
+    return weights @ v  # (b, h, t, d)
+
+
+ATTENTION_FUNCTIONS = {"sdpa": F.scaled_dot_product_attention, "eager": eager_attention}
+
+
+class KVCache:
+    """Keys and values of one attention layer.
+
+    For self-attention they grow by the new tokens each step; for cross-attention they are the
+    projected encoder output, computed on the first step and reused after.
+    """
+
+    def __init__(self) -> None:
+        self.k: Tensor | None = None
+        self.v: Tensor | None = None
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if self.k is not None:
+            k, v = torch.cat((self.k, k), dim=2), torch.cat((self.v, v), dim=2)
+        self.k, self.v = k, v
+        return k, v
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows ``index`` (beam search reshuffles hypotheses each step)."""
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+class MultiHeadAttention(nn.Module):
+    """One attention class for self, causal-self and cross attention.
+
+    Self-attention projects queries, keys and values with one fused ``qkv_proj``; cross-attention
+    projects queries from ``x`` (``q_proj``) and keys/values from ``context`` (``kv_proj``).
+
+    Args:
+        embed_dim: Model width ``e``.
+        num_heads: Query heads ``h``.
+        num_kv_heads: Key/value heads ``k``: ``num_heads`` for MHA, fewer for GQA, 1 for MQA.
+        head_dim: Per-head width; defaults to ``embed_dim // num_heads``.
+        dropout: Dropout on the attention weights while training.
+        bias: Whether the projections have biases.
+        cross_attention: Project keys/values from a separate ``context``.
+        scale: Score scale; ``None`` is the usual ``1/sqrt(head_dim)`` (T5 uses 1.0).
+        attn_implementation: ``sdpa`` (fused kernels) or ``eager`` (the plain reference).
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        num_kv_heads: int | None = None,
+        head_dim: int | None = None,
+        dropout: float = 0.0,
+        bias: bool = True,
+        cross_attention: bool = False,
+        scale: float | None = None,
+        attn_implementation: AttnImplementation = "sdpa",
+    ):
+        super().__init__()
+        num_kv_heads = num_kv_heads or num_heads
+        if head_dim is None and embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_heads={num_heads} must be divisible by num_kv_heads={num_kv_heads}")
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.head_dim = head_dim or embed_dim // num_heads
+        self.dropout, self.scale = dropout, scale
+        self.attention_fn = ATTENTION_FUNCTIONS[attn_implementation]
+        q_dim, kv_dim = num_heads * self.head_dim, num_kv_heads * self.head_dim
+        self.split_sizes = [q_dim, kv_dim, kv_dim]
+        if cross_attention:
+            self.q_proj = nn.Linear(embed_dim, q_dim, bias=bias)
+            self.kv_proj = nn.Linear(embed_dim, 2 * kv_dim, bias=bias)
+        else:
+            self.qkv_proj = nn.Linear(embed_dim, q_dim + 2 * kv_dim, bias=bias)
+        self.out_proj = nn.Linear(q_dim, embed_dim, bias=bias)
+        self.cross_attention = cross_attention
+
+    def _heads(self, x: Tensor, n: int) -> Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, n, self.head_dim).transpose(1, 2)  # (b, n, t, d)
+
+    def forward(
+        self,
+        x: Tensor,
+        context: Tensor | None = None,
+        *,
+        mask: Tensor | None = None,
+        bias: Tensor | None = None,
+        is_causal: bool = False,
+        rope: tuple[Tensor, Tensor] | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """Attend from ``x`` ``(b, t, e)`` to itself, or to ``context`` ``(b, s, e)``.
+
+        Args:
+            mask: Bool mask broadcastable to ``(b, h, t, s)``, True = may attend.
+            bias: Float bias broadcastable to ``(b, h, t, s)`` added to the scores (ALiBi, T5).
+            is_causal: Queries are the last ``t`` of ``s`` positions and see no later key.
+            rope: ``(cos, sin)`` for the new tokens, applied to queries and keys (self-attention).
+            cache: Keys/values of earlier steps; updated in place.
+        """
+        b, t, _ = x.shape
+        if self.cross_attention:
+            if context is None:
+                raise ValueError("cross-attention needs a context (the encoder output)")
+            q = self._heads(self.q_proj(x), self.num_heads)  # (b, h, t, d)
+            if cache is not None and cache.k is not None:
+                k, v = cache.k, cache.v  # encoder keys/values never change during decoding
+            else:
+                k, v = self.kv_proj(context).split(self.split_sizes[1:], dim=-1)
+                k, v = self._heads(k, self.num_kv_heads), self._heads(v, self.num_kv_heads)
+                if cache is not None:
+                    cache.append(k, v)
+        else:
+            q, k, v = self.qkv_proj(x).split(self.split_sizes, dim=-1)
+            q, k, v = self._heads(q, self.num_heads), self._heads(k, self.num_kv_heads), self._heads(v, self.num_kv_heads)
+            if rope is not None:
+                q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+            if cache is not None:
+                k, v = cache.append(k, v)  # (b, k, s, d)
+        s = k.shape[2]
+
+        # Fused kernels apply only when the causal structure is the plain square one with no extras.
+        fast_causal = is_causal and mask is None and bias is None and t == s
+        if is_causal and not fast_causal:
+            mask = combine_masks(causal_mask(t, s, x.device), mask)
+        if mask is not None:
+            mask = unblock_empty_rows(mask)
+        attn_mask = attention_bias_to_mask(bias, mask, q.dtype)
+        out = self.attention_fn(
+            q, k, v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=fast_causal,
+            scale=self.scale,
+            enable_gqa=self.num_kv_heads != self.num_heads,
+        )  # (b, h, t, d)
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, -1))

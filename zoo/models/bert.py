@@ -1,0 +1,77 @@
+"""BERT-style encoder with a masked-language-model head.
+
+What makes it this family: one bidirectional stack — every position attends to every other — trained
+to recover masked tokens. BERT defaults (Devlin et al., 2019): learned positions, post-norm
+LayerNorm (with a norm on the embeddings), GELU, biases, and an MLM head (dense → GELU → LayerNorm →
+vocabulary projection tied to the input embedding, plus an output bias).
+
+Shapes: b batch, t tokens, e embed dim, v vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from zoo.blocks.feed_forward import ACTIVATIONS, ActivationName
+from zoo.blocks.layers import NormPlacement
+from zoo.blocks.norms import NormName, build_norm
+from zoo.blocks.positions import PositionName
+from zoo.blocks.stack import TransformerStack
+from zoo.models.base import ZooModel
+from zoo.models.config import TransformerConfig
+
+
+@dataclass
+class BertConfig(TransformerConfig):
+    """An encoder-only model; fields as in ``TransformerConfig``, BERT defaults."""
+
+    activation: ActivationName = "gelu"
+    norm: NormName = "layernorm"
+    norm_placement: NormPlacement = "post"
+    norm_eps: float = 1e-12
+    position: PositionName = "learned"
+
+
+class MLMHead(nn.Module):
+    """Transform each hidden state, then score every vocabulary entry."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.embed_dim, config.embed_dim, bias=config.bias)
+        # The head's non-linearity is the configured one without its gate (swiglu → SiLU).
+        self.act = ACTIVATIONS[config.activation][0]()
+        self.norm = build_norm(config.norm, config.embed_dim, config.norm_eps, config.bias)
+        self.decoder = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.norm(self.act(self.dense(x)))) + self.bias
+
+
+class BERT(ZooModel):
+    """Token embedding → bidirectional ``TransformerStack`` → MLM head."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.encoder = TransformerStack(**config.stack_kwargs(), causal=False)
+        self.mlm_head = MLMHead(config)
+        self.init_weights()
+        if config.tie_embeddings:
+            self.mlm_head.decoder.weight = self.embed_tokens.weight
+
+    @property
+    def lm_head(self) -> nn.Linear:
+        return self.mlm_head.decoder
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Contextual hidden states ``(b, t, e)``."""
+        return self.encoder(self.embed_tokens(input_ids), attention_mask=attention_mask)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """MLM logits ``(b, t, v)``; ``attention_mask`` ``(b, t)`` is True (or 1) at real tokens."""
+        return self.mlm_head(self.encode(input_ids, attention_mask))

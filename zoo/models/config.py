@@ -1,0 +1,128 @@
+"""``TransformerConfig``: the fields every family shares. Each family subclasses it at the top of
+its own file with its namesake's defaults, so every switch works in every family."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from zoo.blocks.attention import AttnImplementation
+from zoo.blocks.feed_forward import ACTIVATIONS, ActivationName, default_ffn_dim
+from zoo.blocks.layers import NormPlacement
+from zoo.blocks.norms import NORMS, NormName
+from zoo.blocks.positions import POSITIONS, PositionName
+
+
+@dataclass
+class TransformerConfig:
+    """Architecture of a zoo model.
+
+    Args:
+        vocab_size: Number of token ids (linked from the data module by ``zoo fit``).
+        max_seq_len: Longest sequence; sizes the learned position table.
+        embed_dim: Model width.
+        num_layers: Number of layers (per stack, for encoder-decoders).
+        num_heads: Attention query heads; must divide ``embed_dim`` unless ``head_dim`` is set.
+        num_kv_heads: Key/value heads: ``num_heads`` (or null) = MHA, a divisor of it = GQA, 1 = MQA.
+        head_dim: Width of each head; null = ``embed_dim // num_heads``.
+        ffn_dim: Feed-forward hidden width; null = 4·embed_dim (⅔ of that for gated activations).
+        activation: Feed-forward activation: relu, gelu, gelu_tanh, swiglu, geglu, geglu_tanh.
+        norm: layernorm, rmsnorm or none.
+        norm_placement: pre (norm inside the residual branch) or post (after the residual sum).
+        norm_eps: Epsilon of the norms.
+        position: none, learned, sinusoidal, rotary, alibi or relative (T5 bucketed bias).
+        dropout: Dropout on embeddings, residual branches and attention weights.
+        bias: Biases in linear layers and LayerNorm.
+        tie_embeddings: Share the input embedding matrix with the output head.
+        attention_scale: Attention score scale; null = 1/sqrt(head_dim).
+        attn_implementation: sdpa (fused kernels) or eager (plain reference).
+        rope_base: Rotary frequency base (position=rotary).
+        relative_num_buckets: T5 relative-bias buckets (position=relative).
+        relative_max_distance: T5 relative-bias max distance (position=relative).
+        init_std: Standard deviation of the normal weight initialisation.
+        pad_token_id: Padding id (linked from the data module).
+        bos_token_id: Beginning-of-sequence id (linked from the data module).
+        eos_token_id: End-of-sequence id (linked from the data module).
+    """
+
+    vocab_size: int = 8000
+    max_seq_len: int = 512
+    embed_dim: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    ffn_dim: int | None = None
+    activation: ActivationName = "gelu"
+    norm: NormName = "layernorm"
+    norm_placement: NormPlacement = "pre"
+    norm_eps: float = 1e-5
+    position: PositionName = "learned"
+    dropout: float = 0.1
+    bias: bool = True
+    tie_embeddings: bool = True
+    attention_scale: float | None = None
+    attn_implementation: AttnImplementation = "sdpa"
+    rope_base: float = 10000.0
+    relative_num_buckets: int = 32
+    relative_max_distance: int = 128
+    init_std: float = 0.02
+    pad_token_id: int = 0
+    bos_token_id: int = 2
+    eos_token_id: int = 3
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise ValueError(f"{type(self).__name__}: {message}")
+
+        for name in ("vocab_size", "max_seq_len", "embed_dim", "num_layers", "num_heads"):
+            check(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be a positive integer")
+        check(self.activation in ACTIVATIONS, f"activation={self.activation!r} is not one of {sorted(ACTIVATIONS)}")
+        check(self.norm in NORMS, f"norm={self.norm!r} is not one of {sorted(NORMS)}")
+        check(self.norm_placement in ("pre", "post"), f"norm_placement={self.norm_placement!r} must be 'pre' or 'post'")
+        check(self.position in POSITIONS, f"position={self.position!r} is not one of {list(POSITIONS)}")
+        check(self.attn_implementation in ("sdpa", "eager"),
+              f"attn_implementation={self.attn_implementation!r} must be 'sdpa' or 'eager'")
+        check(self.head_dim is not None or self.embed_dim % self.num_heads == 0,
+              f"embed_dim={self.embed_dim} must be divisible by num_heads={self.num_heads} (or set head_dim)")
+        kv = self.num_kv_heads or self.num_heads
+        check(kv > 0 and self.num_heads % kv == 0,
+              f"num_heads={self.num_heads} must be divisible by num_kv_heads={self.num_kv_heads}")
+        check(0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must be in [0, 1)")
+        if self.position in ("rotary", "sinusoidal"):
+            dim = self.embed_dim if self.position == "sinusoidal" else self.resolved_head_dim
+            check(dim % 2 == 0, f"position={self.position!r} needs an even {'embed_dim' if self.position == 'sinusoidal' else 'head_dim'}, got {dim}")
+
+    @property
+    def resolved_head_dim(self) -> int:
+        return self.head_dim or self.embed_dim // self.num_heads
+
+    @property
+    def resolved_ffn_dim(self) -> int:
+        return self.ffn_dim or default_ffn_dim(self.embed_dim, self.activation)
+
+    def stack_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``TransformerStack`` that come straight from this config."""
+        return dict(
+            num_layers=self.num_layers, embed_dim=self.embed_dim, num_heads=self.num_heads,
+            num_kv_heads=self.num_kv_heads, ffn_dim=self.resolved_ffn_dim, activation=self.activation,
+            norm=self.norm, norm_placement=self.norm_placement, norm_eps=self.norm_eps,
+            position=self.position, max_seq_len=self.max_seq_len, dropout=self.dropout, bias=self.bias,
+            head_dim=self.head_dim, attention_scale=self.attention_scale,
+            attn_implementation=self.attn_implementation, rope_base=self.rope_base,
+            relative_num_buckets=self.relative_num_buckets, relative_max_distance=self.relative_max_distance,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (ints, floats, strings) — safe inside ``torch.load(weights_only=True)`` checkpoints."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields are {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,82 @@
+"""GPT-style decoder-only causal language model (and its LLaMA-style preset).
+
+What makes it this family: one causal stack — every position attends only to itself and earlier
+positions — trained to predict the next token. GPT-2 defaults: learned positions, pre-norm LayerNorm,
+GELU (tanh approximation), biases, tied input/output embeddings. ``GPTConfig.llama()`` swaps in the
+LLaMA recipe: RMSNorm, SwiGLU, rotary positions, grouped-query attention, no biases, untied head.
+
+Shapes: b batch, t new tokens, v vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+from zoo.blocks.attention import AttnImplementation
+from zoo.blocks.feed_forward import ActivationName
+from zoo.blocks.layers import NormPlacement
+from zoo.blocks.norms import NormName
+from zoo.blocks.positions import PositionName
+from zoo.blocks.stack import StackCache, TransformerStack
+from zoo.models.base import ZooModel
+from zoo.models.config import TransformerConfig
+
+
+@dataclass
+class GPTConfig(TransformerConfig):
+    """A decoder-only model; fields as in ``TransformerConfig``, GPT-2 defaults."""
+
+    activation: ActivationName = "gelu_tanh"
+    norm: NormName = "layernorm"
+    norm_placement: NormPlacement = "pre"
+    position: PositionName = "learned"
+    attn_implementation: AttnImplementation = "sdpa"
+
+    @classmethod
+    def llama(cls, **overrides: Any) -> GPTConfig:
+        """The LLaMA-style preset (Touvron et al., 2023): RMSNorm, SwiGLU, RoPE, GQA, no biases."""
+        values: dict[str, Any] = dict(
+            norm="rmsnorm", norm_eps=1e-6, activation="swiglu", position="rotary", bias=False,
+            tie_embeddings=False, num_heads=8, num_kv_heads=2, dropout=0.0,
+        )
+        return cls(**{**values, **overrides})
+
+
+class GPT(ZooModel):
+    """Token embedding → causal ``TransformerStack`` → LM head."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.decoder = TransformerStack(**config.stack_kwargs(), causal=True)
+        self.lm_head = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
+        self.init_weights()
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+
+    def new_cache(self) -> StackCache:
+        """An empty KV cache for incremental decoding."""
+        return StackCache(self.config.num_layers)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        *,
+        position_ids: Tensor | None = None,
+        cache: StackCache | None = None,
+    ) -> Tensor:
+        """Next-token logits ``(b, t, v)`` for ``input_ids`` ``(b, t)``.
+
+        Args:
+            attention_mask: ``(b, s)`` bool or 0/1, True = real token (cache positions included).
+            position_ids: ``(b, t)`` positions; needed for left-padded batches.
+            cache: From ``new_cache()``; updated in place so the next call feeds only new tokens.
+        """
+        x = self.embed_tokens(input_ids)  # (b, t, e)
+        x = self.decoder(x, attention_mask=attention_mask, position_ids=position_ids, cache=cache)
+        return self.lm_head(x)  # (b, t, v)

@@ -1,0 +1,96 @@
+"""T5-style encoder-decoder (Raffel et al., 2020).
+
+What makes it this family: a bidirectional encoder reads the input; a causal decoder writes the
+output while cross-attending to the encoder at every layer. T5 defaults: T5 bucketed relative
+position bias (bidirectional in the encoder, causal in the decoder), pre-norm RMSNorm, ReLU, no
+biases, and one embedding matrix shared by encoder, decoder and (tied) head — with the decoder
+output scaled by ``embed_dim ** -0.5`` before the tied head, as T5 does.
+
+Shapes: b batch, s input len, t target len, e embed dim, v vocab.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from zoo.blocks.feed_forward import ActivationName
+from zoo.blocks.layers import NormPlacement
+from zoo.blocks.norms import NormName
+from zoo.blocks.positions import PositionName
+from zoo.blocks.stack import StackCache, TransformerStack
+from zoo.models.base import ZooModel
+from zoo.models.config import TransformerConfig
+
+
+@dataclass
+class T5Config(TransformerConfig):
+    """An encoder-decoder model; fields as in ``TransformerConfig``, T5 defaults.
+
+    Args:
+        num_decoder_layers: Decoder depth; null = ``num_layers``.
+    """
+
+    activation: ActivationName = "relu"
+    norm: NormName = "rmsnorm"
+    norm_placement: NormPlacement = "pre"
+    norm_eps: float = 1e-6
+    position: PositionName = "relative"
+    bias: bool = False
+    num_decoder_layers: int | None = None
+
+
+class T5(ZooModel):
+    """Shared embedding → encoder stack; shared embedding → causal decoder stack with
+    cross-attention → LM head."""
+
+    def __init__(self, config: T5Config):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.encoder = TransformerStack(**config.stack_kwargs(), causal=False)
+        decoder_kwargs = {**config.stack_kwargs(), "num_layers": config.num_decoder_layers or config.num_layers}
+        self.decoder = TransformerStack(**decoder_kwargs, causal=True, cross_attention=True)
+        self.lm_head = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
+        self.init_weights()
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+
+    def new_cache(self) -> StackCache:
+        """An empty decoder cache (self-attention keys/values and the encoder's projected ones)."""
+        return StackCache(len(self.decoder.layers))
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Encoder hidden states ``(b, s, e)``."""
+        return self.encoder(self.embed_tokens(input_ids), attention_mask=attention_mask)
+
+    def decode(
+        self,
+        decoder_input_ids: Tensor,
+        encoder_output: Tensor,
+        attention_mask: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+        *,
+        cache: StackCache | None = None,
+    ) -> Tensor:
+        """Logits ``(b, t, v)`` for ``decoder_input_ids`` ``(b, t)`` given the encoder's output;
+        ``attention_mask`` ``(b, s)`` masks the encoder output."""
+        x = self.decoder(
+            self.embed_tokens(decoder_input_ids), attention_mask=decoder_attention_mask,
+            context=encoder_output, context_mask=attention_mask, cache=cache,
+        )
+        if self.config.tie_embeddings:
+            x = x * self.config.embed_dim**-0.5  # keeps tied logits at the scale T5 trains with
+        return self.lm_head(x)
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        decoder_input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Logits ``(b, t, v)``: encode ``input_ids`` ``(b, s)``, decode ``decoder_input_ids`` ``(b, t)``."""
+        encoder_output = self.encode(input_ids, attention_mask)
+        return self.decode(decoder_input_ids, encoder_output, attention_mask, decoder_attention_mask)
