@@ -1,0 +1,109 @@
+"""``zoo``: the LightningCLI entry point (fit / validate / test / predict, ``--print_config``).
+
+A run is three choices, each by ``class_path`` in YAML: the objective (``zoo.tasks.MaskedLM``,
+``CausalLM``, ``Seq2SeqLM`` — each building its family's model), the data module, and the Trainer.
+The vocabulary size and special token ids flow from the data module to the model config through
+argument links, so they are never typed twice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from zoo.tasks import LanguageModelTask
+from zoo.tasks.base import TASK_KEY
+
+# (data module attribute, model config field) pairs linked at instantiation time.
+DATA_TO_MODEL_LINKS = (
+    ("vocab_size", "vocab_size"),
+    ("pad_id", "pad_token_id"),
+    ("bos_id", "bos_token_id"),
+    ("eos_id", "eos_token_id"),
+)
+
+
+def default_loggers(save_dir: str = "runs") -> list[dict]:
+    """CSV always (readable anywhere); TensorBoard too when it is installed."""
+    loggers = [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": save_dir, "name": "csv"}}]
+    if importlib.util.find_spec("tensorboard") is not None:
+        loggers.insert(
+            0,
+            {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+             "init_args": {"save_dir": save_dir, "name": "tensorboard"}},
+        )
+    return loggers
+
+
+class ZooCLI(LightningCLI):
+    """LightningCLI with the zoo's links, a configurable best/last ``checkpoint`` callback, and a
+    learning-rate monitor."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        for source, target in DATA_TO_MODEL_LINKS:
+            parser.link_arguments(f"data.{source}", f"model.init_args.config.{target}", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.monitor": "val_loss",
+            "checkpoint.mode": "min",
+            "checkpoint.save_last": True,
+            "checkpoint.save_top_k": 1,
+            "checkpoint.filename": "best-{step}-{val_loss:.3f}",
+            "checkpoint.auto_insert_metric_name": False,
+        })
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"lr_monitor.logging_interval": "step"})
+
+
+    def _parse_ckpt_path(self) -> None:
+        """With ``--ckpt_path``, take the model (task class and architecture) from the checkpoint, so
+        ``zoo validate --ckpt_path X --config same.yaml`` and ``zoo fit --ckpt_path last`` rebuild what
+        was trained. Lightning's own version cannot rebuild a nested config dataclass."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
+        task, hparams = checkpoint.get(TASK_KEY), checkpoint.get("hyper_parameters")
+        if not task or not hparams:
+            raise ValueError(f"--ckpt_path {ckpt_path} is not a zoo checkpoint (no '{TASK_KEY}' entry)")
+        model = {"class_path": task, "init_args": hparams}
+        self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+
+def run(args: list[str] | None = None) -> ZooCLI:
+    """Build and run the CLI on ``args`` (``sys.argv[1:]`` when None); errors propagate."""
+    return ZooCLI(
+        LanguageModelTask,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,  # each task builds AdamW with its own parameter groups
+        seed_everything_default=1234,
+        save_config_kwargs={"overwrite": True},  # a second run into the same directory must not abort
+        trainer_defaults={"logger": default_loggers()},
+        args=args,
+    )
+
+
+def main() -> None:
+    """Console-script entry point (``zoo``): bad input ends in one line, not a traceback
+    (set ZOO_DEBUG=1 for the traceback)."""
+    try:
+        run()
+    except (ValueError, FileNotFoundError, TypeError) as error:
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        sys.exit(f"zoo: error: {message}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""``LanguageModelTask``: what the three objectives share — loss, torchmetrics per stage, the
+AdamW optimizer with decoupled weight decay, warmup + cosine schedule, and checkpoint checks.
+
+Subclasses (``MaskedLM``, ``CausalLM``, ``Seq2SeqLM``) say which model they build and how a batch
+becomes ``(logits, labels)``; everything else lives here, in one ``_shared_step(batch, stage)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.text import Perplexity
+
+from zoo.models.base import ZooModel
+from zoo.models.config import TransformerConfig
+
+IGNORE_INDEX = -100  # label value the loss and metrics skip (PyTorch's and Hugging Face's convention)
+Stage = Literal["train", "val", "test"]
+TASK_KEY = "zoo_task"  # checkpoint entry naming the task class, read by `load_task`
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
+    """Learning-rate multiplier: linear warmup to 1, then cosine decay to ``min_lr_ratio``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class LanguageModelTask(L.LightningModule):
+    """Base LightningModule of the zoo's objectives (not used directly).
+
+    Args:
+        config: The model architecture (a family config dataclass, or its ``to_dict()``).
+        lr: Peak learning rate of AdamW.
+        weight_decay: Decoupled weight decay of matrix weights; norms, biases and embeddings get none.
+        betas: AdamW betas.
+        eps: AdamW epsilon.
+        warmup_steps: Linear warmup steps.
+        scheduler: ``cosine`` (decay to ``min_lr_ratio``·lr over the run) or ``constant`` after warmup.
+        min_lr_ratio: Final learning rate as a fraction of ``lr`` (cosine).
+        max_steps: Length of the cosine schedule; null = the Trainer's estimated total steps.
+    """
+
+    model_class: type[ZooModel]
+    config_class: type[TransformerConfig]
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        lr: float = 3e-4,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        eps: float = 1e-8,
+        warmup_steps: int = 100,
+        scheduler: Literal["cosine", "constant"] = "cosine",
+        min_lr_ratio: float = 0.1,
+        max_steps: int | None = None,
+    ):
+        super().__init__()
+        if isinstance(config, Mapping):  # from a checkpoint's plain hyper-parameters
+            config = self.config_class.from_dict(dict(config))
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__}")
+        if lr <= 0 or warmup_steps < 0 or not 0 <= min_lr_ratio <= 1:
+            raise ValueError(
+                f"optimizer settings out of range: lr={lr} must be > 0, warmup_steps={warmup_steps} >= 0, "
+                f"min_lr_ratio={min_lr_ratio} in [0, 1]"
+            )
+        self.save_hyperparameters(ignore=["config", "_class_path", "_instantiator"])
+        # Plain values only, so checkpoints load with torch.load(weights_only=True) and
+        # `SomeTask.load_from_checkpoint(path)` rebuilds the config from them.
+        self.hparams["config"] = config.to_dict()
+        self.config = config
+        self.model = self.model_class(config)
+        self.train_metrics, self.val_metrics, self.test_metrics = (self._make_metrics() for _ in range(3))
+
+    def _make_metrics(self) -> nn.ModuleDict:
+        return nn.ModuleDict({
+            "perplexity": Perplexity(ignore_index=IGNORE_INDEX),
+            "accuracy": MulticlassAccuracy(self.config.vocab_size, average="micro", ignore_index=IGNORE_INDEX),
+        })
+
+    def logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(logits (b, t, v), labels (b, t))`` for the loss; subclasses define the objective."""
+        raise NotImplementedError
+
+    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+        logits, labels = self.logits_and_labels(batch)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
+        metrics = getattr(self, f"{stage}_metrics")
+        logits = logits.detach().float()
+        metrics["perplexity"].update(logits, labels)  # wants (b, t, v)
+        metrics["accuracy"].update(logits.flatten(0, 1), labels.flatten())  # wants (n, v)
+        batch_size = labels.shape[0]
+        self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train",
+                 batch_size=batch_size, sync_dist=stage != "train")
+        self.log_dict({f"{stage}_{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
+                      batch_size=batch_size)
+        return loss
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "val")
+
+    def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "test")
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Weight decay on matrix weights only: decaying norms, biases or embeddings pulls them
+        towards zero for no gain (Loshchilov & Hutter, 2019; common practice since GPT-2)."""
+        no_decay_ids = {id(m.weight) for m in self.model.modules() if isinstance(m, nn.Embedding)}
+        decay, no_decay = [], []
+        for name, param in self.model.named_parameters():  # tied weights appear once
+            if not param.requires_grad:
+                continue
+            is_matrix = param.ndim >= 2 and id(param) not in no_decay_ids
+            (decay if is_matrix else no_decay).append(param)
+        return [
+            {"params": decay, "weight_decay": self.hparams.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.AdamW(
+            self.parameter_groups(), lr=self.hparams.lr, betas=tuple(self.hparams.betas), eps=self.hparams.eps
+        )
+        warmup, min_ratio = self.hparams.warmup_steps, self.hparams.min_lr_ratio
+        if self.hparams.scheduler == "constant":
+            def schedule(step: int) -> float:
+                return min(1.0, (step + 1) / max(1, warmup))
+        else:
+            total = self.hparams.max_steps or int(self.trainer.estimated_stepping_batches)
+
+            def schedule(step: int) -> float:
+                return warmup_cosine(step, warmup, total, min_ratio)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[TASK_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse, with one line, a checkpoint whose architecture does not match this model —
+        before PyTorch's multi-line size-mismatch error."""
+        saved = checkpoint.get("hyper_parameters", {}).get("config")
+        if not saved:
+            return
+        mine = self.config.to_dict()
+        differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in ("dropout", "attn_implementation")]
+        if differing:
+            details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)
+            hint = " (the data's tokenizer differs from the one the checkpoint was trained with; "\
+                   "pass its tokenizer with --data.init_args.tokenizer_path)" if "vocab_size" in differing else ""
+            raise ValueError(f"checkpoint does not match the model: {details}{hint}")
+
+
+def load_task(checkpoint_path: str, map_location: str | torch.device | None = "cpu") -> LanguageModelTask:
+    """Load any zoo task from a checkpoint, whichever family it holds (``model.eval()`` is up to you)."""
+    import importlib
+
+    checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=True)
+    class_path = checkpoint.get(TASK_KEY)
+    if not isinstance(class_path, str) or not class_path.startswith("zoo."):
+        raise ValueError(f"{checkpoint_path} is not a zoo checkpoint (no '{TASK_KEY}' entry naming a zoo task)")
+    module_name, class_name = class_path.rsplit(".", 1)
+    task_cls = getattr(importlib.import_module(module_name), class_name)
+    task = task_cls(**checkpoint["hyper_parameters"])
+    task.load_state_dict(checkpoint["state_dict"])
+    return task

@@ -1,0 +1,64 @@
+"""The three objectives: masked LM (BERT), causal LM (GPT/LLaMA) and seq2seq (T5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
+from zoo.tasks.base import IGNORE_INDEX, LanguageModelTask
+
+
+class MaskedLM(LanguageModelTask):
+    """Masked language modelling: predict the original token at each masked position.
+
+    Only masked positions go through the MLM head — the other ~85 % of vocabulary projections would
+    be thrown away by the loss. Arguments as in ``LanguageModelTask``.
+    """
+
+    model_class = BERT
+    config_class = BertConfig
+
+    def __init__(self, config: BertConfig, **kwargs):
+        super().__init__(config, **kwargs)
+
+    def logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"))  # (b, t, e)
+        selected = batch["labels"] != IGNORE_INDEX
+        logits = self.model.mlm_head(hidden[selected])  # (n, v)
+        return logits[None], batch["labels"][selected][None]  # (1, n, v), (1, n)
+
+
+class CausalLM(LanguageModelTask):
+    """Next-token prediction: the logits at position i score token i + 1. Arguments as in
+    ``LanguageModelTask``."""
+
+    model_class = GPT
+    config_class = GPTConfig
+
+    def __init__(self, config: GPTConfig, **kwargs):
+        super().__init__(config, **kwargs)
+
+    def logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        logits = self.model(batch["input_ids"], batch.get("attention_mask"))  # (b, t, v)
+        labels = batch.get("labels", batch["input_ids"])
+        return logits[:, :-1], labels[:, 1:]
+
+
+class Seq2SeqLM(LanguageModelTask):
+    """Sequence-to-sequence (T5 span corruption or any source → target pairs): the decoder, fed the
+    target shifted right, predicts the target. Arguments as in ``LanguageModelTask``."""
+
+    model_class = T5
+    config_class = T5Config
+
+    def __init__(self, config: T5Config, **kwargs):
+        super().__init__(config, **kwargs)
+
+    def logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        logits = self.model(
+            batch["input_ids"], batch["decoder_input_ids"],
+            attention_mask=batch.get("attention_mask"), decoder_attention_mask=batch.get("decoder_attention_mask"),
+        )
+        return logits, batch["labels"]
