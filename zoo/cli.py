@@ -32,7 +32,8 @@ DATA_TO_MODEL_LINKS = (
 
 def default_loggers(save_dir: str = "runs") -> list[dict]:
     """CSV always (readable anywhere); TensorBoard too when it is installed."""
-    loggers = [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": save_dir, "name": "csv"}}]
+    csv = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": save_dir, "name": "csv"}}
+    loggers = [csv]
     if importlib.util.find_spec("tensorboard") is not None:
         loggers.insert(
             0,

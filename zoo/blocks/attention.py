@@ -164,7 +164,8 @@ class MultiHeadAttention(nn.Module):
                     cache.append(k, v)
         else:
             q, k, v = self.qkv_proj(x).split(self.split_sizes, dim=-1)
-            q, k, v = self._heads(q, self.num_heads), self._heads(k, self.num_kv_heads), self._heads(v, self.num_kv_heads)
+            q = self._heads(q, self.num_heads)  # (b, h, t, d)
+            k, v = self._heads(k, self.num_kv_heads), self._heads(v, self.num_kv_heads)  # (b, k, t, d)
             if rope is not None:
                 q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
             if cache is not None:

@@ -91,9 +91,11 @@ class TransformerConfig:
         check(kv > 0 and self.num_heads % kv == 0,
               f"num_heads={self.num_heads} must be divisible by num_kv_heads={self.num_kv_heads}")
         check(0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must be in [0, 1)")
-        if self.position in ("rotary", "sinusoidal"):
-            dim = self.embed_dim if self.position == "sinusoidal" else self.resolved_head_dim
-            check(dim % 2 == 0, f"position={self.position!r} needs an even {'embed_dim' if self.position == 'sinusoidal' else 'head_dim'}, got {dim}")
+        if self.position == "sinusoidal":
+            check(self.embed_dim % 2 == 0, f"position='sinusoidal' needs an even embed_dim, got {self.embed_dim}")
+        if self.position == "rotary":
+            head_dim = self.resolved_head_dim
+            check(head_dim % 2 == 0, f"position='rotary' needs an even head_dim, got {head_dim}")
 
     @property
     def resolved_head_dim(self) -> int:

@@ -120,7 +120,7 @@ class LanguageModelTask(L.LightningModule):
         towards zero for no gain (Loshchilov & Hutter, 2019; common practice since GPT-2)."""
         no_decay_ids = {id(m.weight) for m in self.model.modules() if isinstance(m, nn.Embedding)}
         decay, no_decay = [], []
-        for name, param in self.model.named_parameters():  # tied weights appear once
+        for param in self.model.parameters():  # tied weights appear once
             if not param.requires_grad:
                 continue
             is_matrix = param.ndim >= 2 and id(param) not in no_decay_ids
@@ -156,7 +156,8 @@ class LanguageModelTask(L.LightningModule):
         if not saved:
             return
         mine = self.config.to_dict()
-        differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in ("dropout", "attn_implementation")]
+        runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
+        differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in runtime_only]
         if differing:
             details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)
             hint = " (the data's tokenizer differs from the one the checkpoint was trained with; "\
