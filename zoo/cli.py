@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import torch
+from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -90,6 +91,8 @@ def run(args: list[str] | None = None) -> ZooCLI:
         seed_everything_default=1234,
         save_config_kwargs={"overwrite": True},  # a second run into the same directory must not abort
         trainer_defaults={"logger": default_loggers()},
+        # Raise instead of printing usage and exiting, so `main` can shorten the message to one line.
+        parser_kwargs={"exit_on_error": False},
         args=args,
     )
 
@@ -99,11 +102,26 @@ def main() -> None:
     (set ZOO_DEBUG=1 for the traceback)."""
     try:
         run()
-    except (ValueError, FileNotFoundError, TypeError) as error:
+    except (ValueError, FileNotFoundError, TypeError, ArgumentError) as error:
         if os.environ.get("ZOO_DEBUG"):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        sys.exit(f"zoo: error: {message}")
+        sys.exit(f"zoo: error: {one_line(error)}")
+
+
+def one_line(error: BaseException) -> str:
+    """The root cause of ``error`` in one line. jsonargparse wraps a config's own ValueError in
+    "Does not validate against any of the Union subtypes"; the useful part is the innermost cause,
+    or the 'Parser key "x": Expected ...' pair of a type error."""
+    chain = [error]
+    while chain[-1].__cause__ is not None:
+        chain.append(chain[-1].__cause__)
+    for link in reversed(chain):  # the innermost, most specific key first
+        lines = [line.strip(" -") for line in str(link).splitlines() if line.strip(" -")]
+        for i, line in reversed(list(enumerate(lines))):
+            if line.startswith("Parser key") and i + 1 < len(lines):
+                return f"{line.removeprefix('Parser key ').rstrip(':')}: {lines[i + 1]}"
+    lines = [line for line in str(chain[-1]).splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(chain[-1]).__name__
 
 
 if __name__ == "__main__":
