@@ -26,7 +26,8 @@ def random_batches(objective: str, n: int = 4, b: int = 4, t: int = 12):
             labels[:, ::4] = x[:, ::4]
             masked = x.clone()
             masked[:, ::4] = 1
-            batches.append({"input_ids": masked, "attention_mask": torch.ones_like(x, dtype=torch.bool), "labels": labels})
+            mask = torch.ones_like(x, dtype=torch.bool)
+            batches.append({"input_ids": masked, "attention_mask": mask, "labels": labels})
         else:
             start = torch.zeros(b, 1, dtype=torch.long)
             batches.append({"input_ids": x, "attention_mask": torch.ones_like(x, dtype=torch.bool),
@@ -74,8 +75,10 @@ def test_fit_saves_plain_checkpoint_that_reloads(tmp_path, task_cls, config_cls,
     assert checkpoint["hyper_parameters"]["config"]["embed_dim"] == 32
     for reloaded in (load_task(str(path)), task_cls.load_from_checkpoint(path)):
         assert type(reloaded) is task_cls
-        for (name, a), b in zip(task.state_dict().items(), reloaded.state_dict().values()):
-            assert torch.equal(a, b), name
+        reloaded_state = reloaded.state_dict()
+        assert reloaded_state.keys() == task.state_dict().keys()
+        for name, value in task.state_dict().items():
+            assert torch.equal(value, reloaded_state[name]), name
 
 
 def test_lr_schedule_follows_warmup_then_cosine(tmp_path):
