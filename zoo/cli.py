@@ -8,6 +8,7 @@ argument links, so they are never typed twice.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -97,10 +98,20 @@ def run(args: list[str] | None = None) -> ZooCLI:
     )
 
 
+# Subcommands beside LightningCLI's fit/validate/test/predict: name -> module with `main(argv) -> int`.
+EXTRA_COMMANDS = {
+    "convert": "zoo.commands.convert",
+    "generate": "zoo.commands.generate",
+}
+
+
 def main() -> None:
     """Console-script entry point (``zoo``): bad input ends in one line, not a traceback
     (set ZOO_DEBUG=1 for the traceback)."""
     try:
+        if len(sys.argv) > 1 and sys.argv[1] in EXTRA_COMMANDS:
+            command = importlib.import_module(EXTRA_COMMANDS[sys.argv[1]])
+            sys.exit(command.main(sys.argv[2:]))
         run()
     except (ValueError, FileNotFoundError, TypeError, ArgumentError) as error:
         if os.environ.get("ZOO_DEBUG"):
