@@ -32,7 +32,9 @@ def eager_attention(
     """Plain softmax(QKᵀ·scale + mask)·V: the reference that the fused SDPA path is tested against.
 
     Same arguments as ``F.scaled_dot_product_attention``. ``q`` is ``(b, h, t, d)``; ``k``/``v`` are
-    ``(b, k, s, d)``.
+    ``(b, k, s, d)``. One difference: with ``is_causal`` and ``t < s`` the queries are taken as the
+    *last* ``t`` positions (a KV cache), where SDPA aligns them with the first; ``MultiHeadAttention``
+    passes ``is_causal`` only when ``t == s``, where the two agree.
     """
     t, s = q.shape[-2], k.shape[-2]
     if enable_gqa and k.shape[1] != q.shape[1]:

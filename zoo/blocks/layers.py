@@ -14,7 +14,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from zoo.blocks.attention import AttnImplementation, KVCache, MultiHeadAttention
-from zoo.blocks.feed_forward import FeedForward
+from zoo.blocks.feed_forward import FeedForward, default_ffn_dim
 from zoo.blocks.norms import build_norm
 
 NormPlacement = Literal["pre", "post"]
@@ -78,7 +78,7 @@ class EncoderLayer(nn.Module):
         self._norm_args = dict(name=norm, dim=embed_dim, eps=norm_eps, bias=bias)
         self.self_attn = MultiHeadAttention(**self._attention_args)
         self.self_attn_norm = build_norm(**self._norm_args)
-        self.ffn = FeedForward(embed_dim, ffn_dim or 4 * embed_dim, activation, bias=bias)
+        self.ffn = FeedForward(embed_dim, ffn_dim or default_ffn_dim(embed_dim, activation), activation, bias=bias)
         self.ffn_norm = build_norm(**self._norm_args)
         self.dropout = nn.Dropout(dropout)
 

@@ -87,6 +87,9 @@ class TransformerConfig:
               f"attn_implementation={self.attn_implementation!r} must be 'sdpa' or 'eager'")
         check(self.head_dim is not None or self.embed_dim % self.num_heads == 0,
               f"embed_dim={self.embed_dim} must be divisible by num_heads={self.num_heads} (or set head_dim)")
+        for name in ("num_kv_heads", "head_dim", "ffn_dim"):
+            value = getattr(self, name)
+            check(value is None or value > 0, f"{name}={value} must be a positive integer or null (the default)")
         kv = self.num_kv_heads or self.num_heads
         check(kv > 0 and self.num_heads % kv == 0,
               f"num_heads={self.num_heads} must be divisible by num_kv_heads={self.num_kv_heads}")

@@ -26,7 +26,8 @@ from zoo.models.config import TransformerConfig
 
 @dataclass
 class T5Config(TransformerConfig):
-    """An encoder-decoder model; fields as in ``TransformerConfig``, T5 defaults.
+    """An encoder-decoder model; fields as in ``TransformerConfig``, T5 defaults. T5 initialises
+    by fan-in (see ``T5.init_weights``), so ``init_std`` is not used.
 
     Args:
         num_decoder_layers: Decoder depth; null = ``num_layers``.
@@ -38,6 +39,8 @@ class T5Config(TransformerConfig):
     norm_eps: float = 1e-6
     position: PositionName = "relative"
     bias: bool = False
+    # T5 folds 1/sqrt(head_dim) into the query weights' initialisation instead of scaling scores.
+    attention_scale: float | None = 1.0
     num_decoder_layers: int | None = None
 
 
@@ -56,6 +59,35 @@ class T5(ZooModel):
         self.init_weights()
         if config.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
+
+    def init_weights(self) -> None:
+        """T5's initialisation (Raffel et al.'s Mesh TensorFlow code): unit-variance embeddings and
+        every projection scaled by its fan-in, with attention's 1/sqrt(head_dim) folded into the
+        query weights — the reason T5 attends with ``attention_scale=1.0``."""
+        super().init_weights()  # norms to one, biases to zero
+        c = self.config
+        d, dk, h = c.embed_dim, c.resolved_head_dim, c.num_heads
+        nn.init.normal_(self.embed_tokens.weight, std=1.0)
+        nn.init.normal_(self.lm_head.weight, std=1.0)
+        q_dim = h * dk
+        for name, module in self.named_modules():
+            if not isinstance(module, nn.Linear) or module is self.lm_head:
+                continue
+            weight = module.weight.data
+            if name.endswith("qkv_proj"):
+                nn.init.normal_(weight[:q_dim], std=(d * dk) ** -0.5)
+                nn.init.normal_(weight[q_dim:], std=d**-0.5)
+            elif name.endswith("q_proj"):
+                nn.init.normal_(weight, std=(d * dk) ** -0.5)
+            elif name.endswith("out_proj"):
+                nn.init.normal_(weight, std=q_dim**-0.5)
+            elif name.endswith("down_proj"):
+                nn.init.normal_(weight, std=module.in_features**-0.5)
+            else:  # kv_proj, up_proj, gate_proj
+                nn.init.normal_(weight, std=d**-0.5)
+        for stack in (self.encoder, self.decoder):
+            if stack.position_bias is not None and hasattr(stack.position_bias, "embedding"):
+                nn.init.normal_(stack.position_bias.embedding.weight, std=d**-0.5)
 
     def new_cache(self) -> StackCache:
         """An empty decoder cache (self-attention keys/values and the encoder's projected ones)."""

@@ -1,0 +1,14 @@
+"""Shared test setup: nothing reaches a hub, and every test starts from the same random seed."""
+
+import os
+
+import pytest
+import torch
+
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
