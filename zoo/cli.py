@@ -113,7 +113,7 @@ def main() -> None:
             command = importlib.import_module(EXTRA_COMMANDS[sys.argv[1]])
             sys.exit(command.main(sys.argv[2:]))
         run()
-    except (ValueError, FileNotFoundError, TypeError, ArgumentError) as error:
+    except (ValueError, FileNotFoundError, TypeError, ConnectionError, ArgumentError) as error:
         if os.environ.get("ZOO_DEBUG"):
             raise
         sys.exit(f"zoo: error: {one_line(error)}")

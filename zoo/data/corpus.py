@@ -1,0 +1,384 @@
+"""Where text comes from: the built-in offline corpus, user files, and the train/validation split.
+
+The built-in corpus exists on any CPython install (the reference-manual topics that back `help()`
+plus standard-library docstrings), so every config runs without a download. User data goes through
+`datasets.load_dataset` after `resolve_data_files` has checked every file, so a typo or a broken file
+fails with one line before a tokenizer is trained or a model is built.
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+DataFormat = Literal["text", "json", "parquet"]
+DataFiles = str | list[str] | dict[str, str | list[str]]
+
+#: Splits a user may name in `data_files`; a missing validation split is cut from train.
+SPLITS: tuple[str, ...] = ("train", "validation")
+
+#: How a file extension maps to a `datasets` builder when `data_format` is not given.
+EXTENSION_FORMATS: dict[str, DataFormat] = {
+    ".txt": "text",
+    ".text": "text",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+}
+
+
+@lru_cache(maxsize=1)
+def _builtin_corpus() -> tuple[str, ...]:
+    # Collect in a fresh interpreter: this process's imports may patch the stdlib (torch replaces
+    # `inspect.getfile`), which would make the corpus, and every tokenizer trained on it, depend on
+    # what happened to be imported first. -I -S: no environment, user site or .pth hooks either.
+    script = Path(__file__).with_name("_stdlib_docs.py")
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", os.fspath(script)], capture_output=True, check=False, timeout=300
+    )
+    if result.returncode != 0:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"building the built-in corpus failed: {reason[0]}")
+    return tuple(json.loads(result.stdout))
+
+
+def builtin_corpus() -> list[str]:
+    """Documents that ship with every CPython: reference-manual topics and stdlib docstrings.
+
+    About 1.2 MB of English prose with code, in a fixed order (topics sorted by name, then modules
+    and their members sorted by name). It is collected in a fresh isolated interpreter (about 0.3 s,
+    once per process), so it is identical on every call of one Python install whatever this
+    process has imported.
+
+    Returns:
+        A new list of non-empty, distinct documents.
+    """
+    return list(_builtin_corpus())
+
+
+def documents_fingerprint(docs: Iterable[str]) -> str:
+    """A stable hex digest of a sequence of documents (order and boundaries included)."""
+    digest = hashlib.sha256()
+    for doc in docs:
+        data = doc.encode("utf-8", errors="surrogatepass")
+        # Length-prefix each document so ["ab", "c"] and ["a", "bc"] hash differently.
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _unit_hash(text: str, seed: int) -> float:
+    """A stable pseudo-random number in [0, 1) that depends only on the text and the seed."""
+    data = f"{seed}\x00{text}".encode("utf-8", errors="surrogatepass")
+    value = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+    return value / 2**64
+
+
+def split_documents(docs: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split documents into train and validation by a hash of each text.
+
+    A document's side depends only on its own text and the seed, never on its position, so adding
+    or reordering documents does not move the others, and duplicates never straddle the split.
+
+    Args:
+        docs: The documents.
+        val_fraction: Expected fraction of documents in validation, in (0, 1).
+        seed: Changes which documents go to validation.
+
+    Returns:
+        `(train, validation)`, each in the input order. With at least two distinct documents both
+        are non-empty: if hashing leaves a side empty, the document nearest the cut moves over.
+
+    Raises:
+        ValueError: If `val_fraction` is outside (0, 1).
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    scores = {doc: _unit_hash(doc, seed) for doc in dict.fromkeys(docs)}
+    val_texts = {doc for doc, score in scores.items() if score < val_fraction}
+    if len(scores) >= 2:
+        if not val_texts:
+            val_texts = {min(scores, key=scores.__getitem__)}
+        elif len(val_texts) == len(scores):
+            val_texts.discard(max(scores, key=scores.__getitem__))
+    train = [doc for doc in docs if doc not in val_texts]
+    val = [doc for doc in docs if doc in val_texts]
+    return train, val
+
+
+# ---------------------------------------------------------------------------------------------
+# User files
+
+
+def _normalise_data_files(data_files: DataFiles) -> dict[str, list[str]]:
+    if isinstance(data_files, str):
+        return {"train": [data_files]}
+    if isinstance(data_files, Mapping):
+        unknown = sorted(set(data_files) - set(SPLITS))
+        if unknown:
+            raise ValueError(f"data_files has unknown split(s) {unknown}; valid splits are {list(SPLITS)}")
+        if "train" not in data_files:
+            raise ValueError(f"data_files needs a 'train' split, got splits {sorted(data_files)}")
+        return {split: [files] if isinstance(files, str) else list(files) for split, files in data_files.items()}
+    if isinstance(data_files, Sequence):
+        return {"train": list(data_files)}
+    raise ValueError(
+        f"data_files must be a path, a list of paths or a dict split -> paths, got {type(data_files).__name__}"
+    )
+
+
+def _expand(path: str) -> list[str]:
+    """A path, or the sorted matches of a glob pattern; missing files fail here."""
+    if any(char in path for char in "*?[") and not os.path.exists(path):
+        matches = sorted(glob.glob(os.path.expanduser(path), recursive=True))
+        if not matches:
+            raise FileNotFoundError(f"data file pattern {path!r} matches no files")
+        return matches
+    expanded = os.path.expanduser(path)
+    if not os.path.isfile(expanded):
+        what = "is a directory, not a file" if os.path.isdir(expanded) else "does not exist"
+        raise FileNotFoundError(f"data file {path!r} {what}")
+    return [expanded]
+
+
+def _infer_format(path: str) -> DataFormat:
+    suffix = Path(path).suffix.lower()
+    if suffix not in EXTENSION_FORMATS:
+        raise ValueError(
+            f"data file {path!r} has an unknown extension {suffix or '(none)'!r}; use one of "
+            f"{sorted(EXTENSION_FORMATS)} or pass data_format as one of ['json', 'parquet', 'text']"
+        )
+    return EXTENSION_FORMATS[suffix]
+
+
+def _check_utf8_text(path: str, chunk_size: int = 1 << 20) -> None:
+    """Fail unless the file decodes as UTF-8 and holds something besides whitespace."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    has_text = False
+    offset = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:
+                raise ValueError(
+                    f"data file {path!r} is not valid UTF-8 (byte {offset + error.start}); "
+                    f"re-encode it as UTF-8, e.g. iconv -t UTF-8"
+                ) from None
+            has_text = has_text or bool(text.strip())
+            if not chunk:
+                break
+            offset += len(chunk)
+    if not has_text:
+        raise ValueError(f"data file {path!r} is empty (no non-whitespace text)")
+
+
+def _first_json_record(path: str) -> Any:
+    """The first record of a JSON Lines file, or of a JSON array / columnar object file."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    first = json.loads(line)
+                except json.JSONDecodeError:
+                    first = None  # not JSON Lines: parse the whole file below
+                else:
+                    return first[0] if isinstance(first, list) and first else first
+                break
+    with open(path, encoding="utf-8") as handle:
+        try:
+            whole = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"data file {path!r} is neither JSON Lines nor JSON (line {error.lineno}: {error.msg})"
+            ) from None
+    if isinstance(whole, list):
+        if not whole:
+            raise ValueError(f"data file {path!r} is an empty JSON array")
+        return whole[0]
+    return whole
+
+
+def _check_json(path: str, text_field: str) -> None:
+    record = _first_json_record(path)
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"data file {path!r} must hold JSON objects with a {text_field!r} field, found {type(record).__name__}"
+        )
+    if text_field not in record:
+        raise ValueError(
+            f"data file {path!r} has no text_field {text_field!r}; its fields are "
+            f"{sorted(record)[:20]} (set --data.text_field)"
+        )
+
+
+def _check_parquet(path: str, text_field: str) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception as error:
+        raise ValueError(f"data file {path!r} is not a readable parquet file ({error})") from None
+    if text_field not in schema.names:
+        raise ValueError(
+            f"data file {path!r} has no text_field {text_field!r}; its columns are "
+            f"{schema.names[:20]} (set --data.text_field)"
+        )
+    if pq.ParquetFile(path).metadata.num_rows == 0:
+        raise ValueError(f"data file {path!r} is empty (no rows)")
+
+
+def resolve_data_files(
+    data_files: DataFiles,
+    data_format: DataFormat | None = None,
+    text_field: str = "text",
+) -> tuple[dict[str, list[str]], DataFormat]:
+    """Normalise `data_files` and check every file, so bad input fails before any work.
+
+    Args:
+        data_files: A path or glob, a list of them, or a dict from split ("train", "validation") to
+            one or several paths.
+        data_format: "text", "json" or "parquet"; inferred from the extensions when None.
+        text_field: Field / column holding the text in JSON and parquet files.
+
+    Returns:
+        `(files, data_format)`: the files per split with globs expanded, and the format.
+
+    Raises:
+        FileNotFoundError: A file is missing or a pattern matches nothing.
+        ValueError: Unknown split, unknown or mixed extensions, empty or non-UTF-8 file, or a JSON
+            or parquet file without `text_field`. The message names the file.
+    """
+    if data_format is not None and data_format not in ("text", "json", "parquet"):
+        raise ValueError(f"data_format must be one of ['json', 'parquet', 'text'] or None, got {data_format!r}")
+    files = {
+        split: [path for pattern in paths for path in _expand(pattern)]
+        for split, paths in _normalise_data_files(data_files).items()
+    }
+    for split, paths in files.items():
+        if not paths:
+            raise ValueError(f"data_files split {split!r} lists no files")
+    every = [path for paths in files.values() for path in paths]
+    if data_format is None:
+        formats = {path: _infer_format(path) for path in every}
+        if len(set(formats.values())) > 1:
+            raise ValueError(
+                f"data_files mix formats {sorted(set(formats.values()))}; use one format or pass data_format"
+            )
+        data_format = formats[every[0]]
+    for path in every:
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"data file {path!r} is empty (0 bytes)")
+        if data_format == "parquet":
+            _check_parquet(path, text_field)
+            continue
+        _check_utf8_text(path)  # JSON is UTF-8 by definition, so this serves both formats
+        if data_format == "json":
+            _check_json(path, text_field)
+    return files, data_format
+
+
+def _column_texts(dataset: Any, column: str, where: str) -> list[str]:
+    if column not in dataset.column_names:
+        raise ValueError(f"{where} has no text_field {column!r}; its columns are {dataset.column_names}")
+    # Blank lines of a text file and null JSON values are not documents.
+    return [text for text in dataset[column] if isinstance(text, str) and text.strip()]
+
+
+def _check_hub_reachable(dataset_name: str) -> None:
+    """Fail in milliseconds, not after the Hub client's half-minute of retries, when offline."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").upper() in ("1", "ON", "YES", "TRUE"):
+        return  # `datasets` then answers from its cache or fails at once by itself
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # a proxy resolves names for us; a local lookup proves nothing
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        raise ConnectionError(
+            f"cannot load dataset_name={dataset_name!r}: the Hugging Face Hub ({host}) is unreachable "
+            f"from here; offline runs need local files via --data.data_files"
+        ) from None
+
+
+def load_texts(
+    data_files: DataFiles | None = None,
+    data_format: DataFormat | None = None,
+    text_field: str = "text",
+    dataset_name: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    check_files: bool = True,
+) -> dict[str, list[str]]:
+    """Read user documents per split through `datasets.load_dataset`.
+
+    Text files give one document per non-empty line (the `datasets` "text" builder's rows); JSON
+    (Lines) and parquet give one document per record's `text_field`.
+
+    Args:
+        data_files: Local files, see `resolve_data_files`.
+        data_format: "text", "json" or "parquet"; inferred from the extensions when None.
+        text_field: Field / column holding the text (ignored for text files).
+        dataset_name: A Hugging Face Hub dataset instead of files; needs the network or a warm
+            `datasets` cache.
+        cache_dir: Where `datasets` keeps its Arrow files.
+        check_files: Run `resolve_data_files` first. Pass False only with its output (`files`
+            and `data_format`), which spares reading large files twice.
+
+    Returns:
+        A dict with "train" and, when the data has one, "validation".
+
+    Raises:
+        ValueError: Bad files (see `resolve_data_files`), no documents, or neither source given.
+        ConnectionError: `dataset_name` cannot be loaded (e.g. offline).
+    """
+    import datasets
+
+    cache = None if cache_dir is None else os.fspath(cache_dir)
+    if dataset_name is not None:
+        _check_hub_reachable(dataset_name)
+        try:
+            loaded = datasets.load_dataset(dataset_name, cache_dir=cache)
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            message = f"could not load dataset_name={dataset_name!r} ({type(error).__name__}: {reason})"
+            if isinstance(error, OSError):  # ConnectionError and friends: most likely offline
+                raise ConnectionError(f"{message}; offline runs need local files via --data.data_files") from None
+            raise ValueError(message) from None
+        column, origin = text_field, f"dataset {dataset_name!r}"
+    elif data_files is not None:
+        if check_files:
+            files, data_format = resolve_data_files(data_files, data_format, text_field)
+        else:
+            files = _normalise_data_files(data_files)
+        if data_format is None:
+            raise ValueError("load_texts(check_files=False) needs the data_format from resolve_data_files")
+        loaded = datasets.load_dataset(data_format, data_files=files, cache_dir=cache)
+        column = "text" if data_format == "text" else text_field
+        origin = f"data_files {files}"
+    else:
+        raise ValueError("load_texts needs data_files or dataset_name")
+    if "train" not in loaded:
+        raise ValueError(f"{origin} has no 'train' split, only {sorted(loaded)}")
+    texts = {
+        split: _column_texts(loaded[split], column, f"{origin} split {split!r}") for split in SPLITS if split in loaded
+    }
+    for split, docs in texts.items():
+        if not docs:
+            raise ValueError(f"{origin} split {split!r} holds no non-empty {column!r} text")
+    return texts

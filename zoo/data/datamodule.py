@@ -1,0 +1,469 @@
+"""`TextDataModule`: text in, batches for the MLM, causal-LM or span-corruption objective out.
+
+Life cycle, as Lightning intends:
+
+- `__init__` checks every argument and data file, so mistakes fail before anything is built.
+- The `tokenizer` property (and `vocab_size`, `pad_id`, ... built on it) loads or trains the
+  tokenizer on first access. LightningCLI reads them right after instantiation to size the model.
+- `prepare_data` (one process per node) tokenizes and packs both splits into Arrow files under the
+  cache; `setup` (every process) opens them. Both are keyed by the tokenizer fingerprint and the
+  settings, so a second run starts in about a second.
+- Objectives that are random (MLM masking, span corruption) run in the collator, so every epoch
+  sees fresh masks while validation sees the same ones each time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from filelock import FileLock
+from torch.utils.data import DataLoader
+
+from zoo.data.corpus import (
+    DataFiles,
+    builtin_corpus,
+    documents_fingerprint,
+    load_texts,
+    resolve_data_files,
+    split_documents,
+)
+from zoo.data.objectives import (
+    CLMCollator,
+    MLMCollator,
+    SpanCorruptionCollator,
+    pack_blocks,
+    span_corruption_lengths,
+    span_corruption_raw_length,
+)
+from zoo.data.tokenizers import NUM_SENTINELS, Tokenizer, cached_tokenizer_file, load_tokenizer
+
+Objective = Literal["mlm", "clm", "span"]
+Split = Literal["train", "validation"]
+
+# Part of the tokenized-data cache key: bump when the packing below changes.
+_TOKENIZED_VERSION = 1
+# Documents per `Dataset.map` batch; packing runs within a batch, so only one tail per batch is
+# dropped (causal LM) or padded (MLM, span).
+_MAP_BATCH = 2000
+
+
+def default_cache_dir() -> Path:
+    """`$ZOO_CACHE_DIR`, else `~/.cache/zoo`."""
+    return Path(os.environ.get("ZOO_CACHE_DIR") or Path.home() / ".cache" / "zoo").expanduser()
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+class TextDataModule(L.LightningDataModule):
+    """Text corpus -> tokenizer -> pretraining batches for one of three objectives.
+
+    Batches are dicts of tensors; masks are bool with True = real token (attend to it):
+
+    - mlm: `input_ids`, `attention_mask`, `labels` (b, t); labels are -100 where not predicted.
+    - clm: `input_ids`, `labels` (b, t), labels == input_ids (the loss shifts); blocks are full,
+      so there is no padding and no mask.
+    - span: `input_ids`, `attention_mask` (b, s); `labels`, `decoder_input_ids`,
+      `decoder_attention_mask` (b, t); labels are -100 at padding, decoder inputs are labels
+      shifted right behind pad (T5's decoder start token).
+
+    Args:
+        objective: "mlm" (BERT masked LM), "clm" (GPT next-token LM on packed blocks) or "span"
+            (T5 span corruption).
+        data_files: Local text (.txt, one document per line), JSON / JSON Lines (.json, .jsonl) or
+            parquet files: one path or glob, a list, or a dict with "train" and optionally
+            "validation". None uses the built-in corpus (Python's own documentation).
+        data_format: "text", "json" or "parquet"; inferred from file extensions when None.
+        text_field: Field / column holding the text in JSON and parquet files.
+        dataset_name: A Hugging Face Hub dataset instead of data_files (needs the network or a
+            warm cache).
+        tokenizer: "sentencepiece" (trained on the training split and cached) or "char".
+        tokenizer_path: An existing tokenizer file (.model or .json) to use instead of training
+            one, e.g. the one a checkpoint was trained with.
+        vocab_size: SentencePiece vocabulary size, specials included. Ignored when tokenizer_path
+            is given or tokenizer is "char"; read the `vocab_size` property for the real size.
+        max_seq_len: Tokens per sequence: block length for clm, [CLS] + text + [SEP] for mlm,
+            encoder input length (after corruption, eos included) for span.
+        batch_size: Sequences per batch.
+        num_workers: DataLoader worker processes.
+        val_fraction: Fraction of documents held out for validation when the data has no
+            validation split, in (0, 1).
+        seed: Seeds the split, shuffling and the random masks.
+        mlm_probability: Fraction of tokens the mlm objective predicts, in (0, 1).
+        noise_density: Fraction of tokens the span objective corrupts, in (0, 1).
+        mean_noise_span_length: Mean corrupted span length for the span objective, >= 1.
+        max_documents: Use only the first this many documents (before the train/validation
+            split; a given validation split is capped separately), for quick runs.
+        cache_dir: Where tokenizers and tokenized data are cached; default $ZOO_CACHE_DIR, else
+            ~/.cache/zoo.
+    """
+
+    def __init__(
+        self,
+        objective: Objective = "clm",
+        data_files: DataFiles | None = None,
+        data_format: Literal["text", "json", "parquet"] | None = None,
+        text_field: str = "text",
+        dataset_name: str | None = None,
+        tokenizer: Literal["sentencepiece", "char"] = "sentencepiece",
+        tokenizer_path: str | None = None,
+        vocab_size: int = 8000,
+        max_seq_len: int = 128,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        val_fraction: float = 0.05,
+        seed: int = 1234,
+        mlm_probability: float = 0.15,
+        noise_density: float = 0.15,
+        mean_noise_span_length: float = 3.0,
+        max_documents: int | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        _check(
+            objective in ("mlm", "clm", "span"),
+            f"objective must be one of ['clm', 'mlm', 'span'], got {objective!r}",
+        )
+        _check(
+            tokenizer in ("sentencepiece", "char"),
+            f"tokenizer must be 'sentencepiece' or 'char', got {tokenizer!r}",
+        )
+        _check(vocab_size >= 1, f"vocab_size must be >= 1, got {vocab_size}")
+        min_len = {"clm": 2, "mlm": 3, "span": 4}[objective]
+        _check(
+            max_seq_len >= min_len,
+            f"max_seq_len must be >= {min_len} for objective {objective!r}, got {max_seq_len}",
+        )
+        _check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+        _check(num_workers >= 0, f"num_workers must be >= 0, got {num_workers}")
+        _check(0 < val_fraction < 1, f"val_fraction must be in (0, 1), got {val_fraction}")
+        _check(0 < mlm_probability < 1, f"mlm_probability must be in (0, 1), got {mlm_probability}")
+        _check(0 < noise_density < 1, f"noise_density must be in (0, 1), got {noise_density}")
+        _check(
+            mean_noise_span_length >= 1,
+            f"mean_noise_span_length must be >= 1, got {mean_noise_span_length}",
+        )
+        _check(
+            max_documents is None or max_documents >= 2,
+            f"max_documents must be None or >= 2 (train and validation), got {max_documents}",
+        )
+        _check(
+            data_files is None or dataset_name is None,
+            "pass either data_files or dataset_name, not both",
+        )
+        if data_files is not None:
+            # Checks every file now (missing, empty, not UTF-8, no text_field): fail before work.
+            self._files, self._format = resolve_data_files(data_files, data_format, text_field)
+        else:
+            _check(
+                data_format is None or data_format in ("text", "json", "parquet"),
+                f"data_format must be one of ['json', 'parquet', 'text'] or None, got {data_format!r}",
+            )
+            self._files, self._format = None, data_format
+        if tokenizer_path is not None and not Path(tokenizer_path).expanduser().is_file():
+            raise FileNotFoundError(f"tokenizer_path {tokenizer_path!r} does not exist")
+        if objective == "span" and tokenizer_path is None:
+            # Tokenizers trained here reserve NUM_SENTINELS; a loaded one is checked in setup.
+            self._span_chunk_length(max_seq_len, noise_density, mean_noise_span_length, NUM_SENTINELS)
+        self.save_hyperparameters()
+
+        self.objective: Objective = objective
+        self.text_field = text_field
+        self.dataset_name = dataset_name
+        self.tokenizer_kind = tokenizer
+        self.tokenizer_path = tokenizer_path
+        self.max_seq_len = max_seq_len
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.seed = seed
+        self.mlm_probability = mlm_probability
+        self.noise_density = noise_density
+        self.mean_noise_span_length = mean_noise_span_length
+        self.max_documents = max_documents
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self._requested_vocab_size = vocab_size
+
+        self._documents: dict[str, list[str]] | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._tokenizer_file: Path | None = None
+        self._datasets: dict[str, Any] = {}
+
+    # -----------------------------------------------------------------------------------------
+    # Tokenizer and the values the model needs (available right after __init__)
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer: loaded from `tokenizer_path`, or trained on the training split and
+        cached (loaded from the cache when it exists)."""
+        if self._tokenizer is None:
+            if self.tokenizer_path is not None:
+                path = Path(self.tokenizer_path).expanduser()
+            else:
+                path = cached_tokenizer_file(
+                    self.documents("train"),
+                    self.cache_dir,
+                    kind=self.tokenizer_kind,
+                    vocab_size=self._requested_vocab_size,
+                )
+            self._tokenizer = load_tokenizer(path)
+            self._tokenizer_file = path
+        return self._tokenizer
+
+    @property
+    def tokenizer_file(self) -> Path:
+        """The file the tokenizer lives in; pass it as `tokenizer_path` to reuse it."""
+        _ = self.tokenizer
+        assert self._tokenizer_file is not None
+        return self._tokenizer_file
+
+    @property
+    def vocab_size(self) -> int:
+        """The tokenizer's real vocabulary size (size the embedding and the output head by it)."""
+        return self.tokenizer.vocab_size
+
+    @property
+    def pad_id(self) -> int:
+        """Padding id, also T5's decoder start token."""
+        return self.tokenizer.pad_id
+
+    @property
+    def bos_id(self) -> int:
+        """Beginning-of-sequence id."""
+        return self.tokenizer.bos_id
+
+    @property
+    def eos_id(self) -> int:
+        """End-of-sequence id (also ends each document in packed clm blocks)."""
+        return self.tokenizer.eos_id
+
+    @property
+    def mask_id(self) -> int:
+        """[MASK] id."""
+        return self.tokenizer.mask_id
+
+    @property
+    def tokenizer_fingerprint(self) -> str:
+        """Hash of the tokenizer; checkpoints store it to catch a data/model mismatch."""
+        return self.tokenizer.fingerprint
+
+    # -----------------------------------------------------------------------------------------
+    # Documents
+
+    def documents(self, split: Split) -> list[str]:
+        """The raw documents of `split` ("train" or "validation")."""
+        if self._documents is None:
+            self._documents = self._load_documents()
+        return self._documents[split]
+
+    def _load_documents(self) -> dict[str, list[str]]:
+        if self._files is None and self.dataset_name is None:
+            texts = {"train": builtin_corpus()}
+        else:
+            texts = load_texts(
+                self._files,
+                self._format,
+                self.text_field,
+                self.dataset_name,
+                cache_dir=self.cache_dir / "datasets",
+                check_files=False,  # __init__ checked them already
+            )
+        if self.max_documents is not None:
+            texts = {split: docs[: self.max_documents] for split, docs in texts.items()}
+        if "validation" not in texts:
+            train, val = split_documents(texts["train"], self.val_fraction, self.seed)
+            _check(
+                bool(train) and bool(val),
+                f"cannot split {len(texts['train'])} distinct document(s) into train and "
+                f"validation; give more documents or a 'validation' entry in data_files",
+            )
+            texts = {"train": train, "validation": val}
+        return texts
+
+    # -----------------------------------------------------------------------------------------
+    # Tokenized, packed datasets
+
+    @staticmethod
+    def _span_chunk_length(max_seq_len: int, noise_density: float, mean_span: float, sentinels: int) -> int:
+        """Raw tokens per span-corruption example, checked against the sentinels available."""
+        length = span_corruption_raw_length(max_seq_len, noise_density, mean_span)
+        spans = span_corruption_lengths(length, noise_density, mean_span)[2]
+        _check(
+            spans <= sentinels,
+            f"max_seq_len={max_seq_len} needs {spans} span sentinels per sequence but the tokenizer "
+            f"has {sentinels}; lower max_seq_len or noise_density, or raise mean_noise_span_length",
+        )
+        return length
+
+    def _chunk_length(self) -> int:
+        """Raw tokens per example before the collator adds specials or corrupts spans."""
+        if self.objective == "clm":
+            return self.max_seq_len
+        if self.objective == "mlm":
+            return self.max_seq_len - 2  # room for [CLS] and [SEP]
+        return self._span_chunk_length(
+            self.max_seq_len, self.noise_density, self.mean_noise_span_length, len(self.tokenizer.sentinel_ids)
+        )
+
+    def _tokenized(self, split: Split) -> Any:
+        """Token blocks of `split` as a `datasets.Dataset` (column `input_ids`), cached on disk."""
+        if split in self._datasets:
+            return self._datasets[split]
+        import datasets
+
+        docs = self.documents(split)
+        chunk = self._chunk_length()
+        settings = {
+            "v": _TOKENIZED_VERSION,
+            "tokenizer": self.tokenizer_fingerprint,
+            "objective": self.objective,
+            "chunk": chunk,
+            "docs": documents_fingerprint(docs),
+        }
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        directory = self.cache_dir / "tokenized" / f"{self.objective}-{chunk}-{key}"
+        directory.mkdir(parents=True, exist_ok=True)
+        tokenizer = self.tokenizer
+        # clm blocks must be full (no padding); mlm and span pad, so they keep the tail.
+        drop_remainder = self.objective == "clm"
+
+        def encode_and_pack(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+            ids = tokenizer.encode_batch(batch["text"])
+            blocks = pack_blocks(ids, chunk, eos_id=tokenizer.eos_id, drop_remainder=drop_remainder)
+            return {"input_ids": blocks}
+
+        with FileLock(os.fspath(directory) + ".lock"):
+            # An explicit cache file (and fingerprint) makes `map` reuse the Arrow file on the
+            # next run instead of hashing the closure, which it cannot do reliably.
+            dataset = datasets.Dataset.from_dict({"text": docs}).map(
+                encode_and_pack,
+                batched=True,
+                batch_size=_MAP_BATCH,
+                remove_columns=["text"],
+                cache_file_name=os.fspath(directory / f"{split}.arrow"),
+                new_fingerprint=f"{key}-{split}",
+                load_from_cache_file=True,
+                desc=f"Tokenizing {split} ({self.objective})",
+            )
+        _check(
+            len(dataset) > 0,
+            f"the {split} split yields no sequences of max_seq_len={self.max_seq_len} tokens "
+            f"({len(docs)} documents); lower max_seq_len, raise val_fraction or add text",
+        )
+        self._datasets[split] = dataset
+        return dataset
+
+    def prepare_data(self) -> None:
+        """Train or load the tokenizer and tokenize both splits into the cache (one process)."""
+        for split in ("train", "validation"):
+            self._tokenized(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the cached datasets the stage needs."""
+        if stage in (None, "fit"):
+            self._tokenized("train")
+        if stage in (None, "fit", "validate", "test"):
+            self._tokenized("validation")
+
+    # -----------------------------------------------------------------------------------------
+    # Loaders
+
+    def _collator(self, deterministic: bool) -> Any:
+        tok = self.tokenizer
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        # Different ranks see different data anyway; distinct seeds keep their masks independent.
+        seed = self.seed + 1_000_003 * rank
+        if self.objective == "clm":
+            return CLMCollator()
+        if self.objective == "mlm":
+            return MLMCollator(
+                seed=seed,
+                deterministic=deterministic,
+                pad_id=tok.pad_id,
+                cls_id=tok.cls_id,
+                sep_id=tok.sep_id,
+                mask_id=tok.mask_id,
+                special_ids=tok.special_ids,
+                vocab_size=tok.vocab_size,
+                max_seq_len=self.max_seq_len,
+                mlm_probability=self.mlm_probability,
+            )
+        return SpanCorruptionCollator(
+            seed=seed,
+            deterministic=deterministic,
+            pad_id=tok.pad_id,
+            eos_id=tok.eos_id,
+            sentinel_ids=tok.sentinel_ids,
+            noise_density=self.noise_density,
+            mean_noise_span_length=self.mean_noise_span_length,
+        )
+
+    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            self._tokenized(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            collate_fn=self._collator(deterministic=not shuffle),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled (seeded) training batches with fresh masks every epoch."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Validation batches in a fixed order with fixed masks."""
+        return self._loader("validation", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """The validation batches (the data has no separate test split)."""
+        return self._loader("validation", shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Not supported: pretraining text has nothing to predict."""
+        raise NotImplementedError(
+            "TextDataModule has no predict split; use `zoo fit`, `validate` or `test`, or "
+            "generate from the model directly"
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must agree on with the data: the tokenizer and its size."""
+        return {
+            "tokenizer_fingerprint": self.tokenizer_fingerprint,
+            "vocab_size": self.vocab_size,
+            "tokenizer_file": os.fspath(self.tokenizer_file),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose tokenizer differs from this data's.
+
+        Raises:
+            ValueError: Fingerprint or vocabulary size differ; the message names both values.
+        """
+        fingerprint = state_dict.get("tokenizer_fingerprint")
+        vocab_size = state_dict.get("vocab_size")
+        if fingerprint == self.tokenizer_fingerprint and vocab_size == self.vocab_size:
+            return
+        where = state_dict.get("tokenizer_file")
+        hint = f" (it was saved at {where})" if where else ""
+        raise ValueError(
+            f"checkpoint tokenizer (fingerprint {fingerprint}, vocab_size {vocab_size}) differs "
+            f"from the data's (fingerprint {self.tokenizer_fingerprint}, vocab_size "
+            f"{self.vocab_size}); pass --data.tokenizer_path with the tokenizer the checkpoint "
+            f"was trained with{hint}"
+        )

@@ -1,0 +1,471 @@
+"""Tokenizers with one interface: SentencePiece (trained and cached here) and character-level.
+
+Every tokenizer reserves the same special tokens, in the same order, at the lowest ids:
+
+    0 <pad>   1 <unk>   2 <s>   3 </s>   4 [MASK]   5 [CLS]   6 [SEP]   7.. <extra_id_0>, <extra_id_1>, ...
+
+Specials other than <unk> are never produced by `encode`, whatever the text says: the literal string
+"[MASK] </s>" encodes to ordinary pieces. Objectives insert specials by id, so a corpus that talks
+about tokenizers (ours does) cannot forge them.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import sentencepiece as spm
+from filelock import FileLock
+
+from zoo.data.corpus import documents_fingerprint
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
+MASK, CLS, SEP = "[MASK]", "[CLS]", "[SEP]"
+#: Sentinels for T5 span corruption (the Hugging Face T5 names).
+NUM_SENTINELS = 100
+#: What `decode` prints for an unknown id (SentencePiece's own choice).
+UNK_SURFACE = " \u2047 "
+
+ModelType = Literal["unigram", "bpe"]
+
+
+def sentinel_token(index: int) -> str:
+    """The name of span-corruption sentinel `index`, e.g. `<extra_id_0>`."""
+    return f"<extra_id_{index}>"
+
+
+def _ids_list(ids: Iterable[int] | Any) -> list[int]:
+    """Accept lists, tuples and tensors alike (tensors have `.tolist()`)."""
+    return [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+
+
+class Tokenizer(abc.ABC):
+    """What the rest of zoo needs from a tokenizer.
+
+    Subclasses set `_special` (name -> id for pad, unk, bos, eos, mask, cls, sep) and `_sentinels`.
+    """
+
+    _special: dict[str, int]
+    _sentinels: list[int]
+
+    @property
+    @abc.abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids, specials included; ids run from 0 to vocab_size - 1."""
+
+    @property
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """A stable hash of the vocabulary/model; equal fingerprints mean identical tokenization."""
+
+    @abc.abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Token ids of `text`, without any special tokens added."""
+
+    @abc.abstractmethod
+    def _decode_pieces(self, ids: list[int]) -> str:
+        """Text of ids that are all ordinary tokens or unk."""
+
+    @abc.abstractmethod
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the tokenizer to one file that `load` (and `load_tokenizer`) reads back."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | os.PathLike[str]) -> Tokenizer:
+        """Read a tokenizer written by `save`."""
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """`encode` over many texts; subclasses may parallelise."""
+        return [self.encode(text) for text in texts]
+
+    def decode(self, ids: Iterable[int] | Any) -> str:
+        """Text of `ids` (list or tensor), skipping special ids; unknown ids print as ` ⁇ `."""
+        skip = set(self.special_ids) - {self.unk_id}
+        return self._decode_pieces([i for i in _ids_list(ids) if i not in skip])
+
+    @property
+    def pad_id(self) -> int:
+        """Padding id (always 0)."""
+        return self._special[PAD]
+
+    @property
+    def unk_id(self) -> int:
+        """Id of characters/pieces the vocabulary lacks."""
+        return self._special[UNK]
+
+    @property
+    def bos_id(self) -> int:
+        """Beginning-of-sequence id."""
+        return self._special[BOS]
+
+    @property
+    def eos_id(self) -> int:
+        """End-of-sequence id, also the document separator in packed streams."""
+        return self._special[EOS]
+
+    @property
+    def mask_id(self) -> int:
+        """[MASK] id for masked language modelling."""
+        return self._special[MASK]
+
+    @property
+    def cls_id(self) -> int:
+        """[CLS] id that starts an MLM sequence."""
+        return self._special[CLS]
+
+    @property
+    def sep_id(self) -> int:
+        """[SEP] id that ends an MLM sequence."""
+        return self._special[SEP]
+
+    @property
+    def sentinel_ids(self) -> list[int]:
+        """Ids of `<extra_id_0>`, `<extra_id_1>`, ... in that order."""
+        return list(self._sentinels)
+
+    @property
+    def special_ids(self) -> list[int]:
+        """Every reserved id (pad, unk, bos, eos, mask, cls, sep, sentinels), sorted."""
+        return sorted({*self._special.values(), *self._sentinels})
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size}, fingerprint={self.fingerprint})"
+
+
+# ---------------------------------------------------------------------------------------------
+# SentencePiece
+
+
+class SentencePieceTokenizer(Tokenizer):
+    """A SentencePiece model whose specials are control symbols (never matched in text).
+
+    Text is kept verbatim: identity normalisation, runs of spaces and newlines preserved, and
+    byte fallback for characters unseen in training, so `decode(encode(text)) == text`.
+
+    Args:
+        model_proto: A serialised SentencePiece model, as written by `save`.
+    """
+
+    def __init__(self, model_proto: bytes) -> None:
+        self._proto = bytes(model_proto)
+        self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
+        ids = {name: self._sp.piece_to_id(name) for name in (PAD, UNK, BOS, EOS, MASK, CLS, SEP)}
+        # piece_to_id answers unk_id for absent pieces, so check the piece really is there.
+        missing = [name for name, i in ids.items() if self._sp.id_to_piece(i) != name]
+        if missing:
+            raise ValueError(
+                f"SentencePiece model lacks the special pieces {missing}; train it with "
+                f"SentencePieceTokenizer.train so every zoo special token is reserved"
+            )
+        if ids[PAD] != 0:
+            raise ValueError(f"SentencePiece model has pad_id={ids[PAD]}; zoo requires pad_id=0")
+        self._special = ids
+        self._sentinels = []
+        while (i := self._sp.piece_to_id(sentinel_token(len(self._sentinels)))) != ids[UNK]:
+            self._sentinels.append(i)
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        *,
+        vocab_size: int,
+        model_type: ModelType = "unigram",
+        num_sentinels: int = NUM_SENTINELS,
+        max_chars: int = 10_000_000,
+        num_threads: int | None = None,
+    ) -> SentencePieceTokenizer:
+        """Train a model in memory on `texts` (normally the training split only).
+
+        Documents are fed line by line (SentencePiece skips over-long sentences), with newlines
+        kept as a piece of their own so multi-line text round-trips.
+
+        Args:
+            texts: Training documents.
+            vocab_size: Exact size of the vocabulary, specials included.
+            model_type: "unigram" (T5's choice) or "bpe".
+            num_sentinels: How many `<extra_id_i>` sentinels to reserve.
+            max_chars: Cap on the characters fed to the trainer; beyond it a stable hash of each
+                line picks a sample, which keeps training at a few seconds.
+            num_threads: Trainer threads; defaults to the CPUs this process may use.
+
+        Raises:
+            ValueError: `vocab_size` is too small for the specials and characters, or too large
+                for what the corpus supports; the message names the limit.
+        """
+        sentences = _training_sentences(texts, max_chars)
+        if not sentences:
+            raise ValueError("cannot train a SentencePiece tokenizer on an empty corpus")
+        if model_type not in ("unigram", "bpe"):
+            raise ValueError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(sentences),
+                model_writer=model,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                pad_id=0,
+                unk_id=1,
+                bos_id=2,
+                eos_id=3,
+                pad_piece=PAD,
+                unk_piece=UNK,
+                bos_piece=BOS,
+                eos_piece=EOS,
+                # control_symbols, unlike user_defined_symbols, are never matched inside text.
+                control_symbols=[MASK, CLS, SEP] + [sentinel_token(i) for i in range(num_sentinels)],
+                # "\n" is ordinary text; defining it keeps newlines that line-wise training
+                # would otherwise never see.
+                user_defined_symbols=["\n"],
+                normalization_rule_name="identity",
+                remove_extra_whitespaces=False,
+                # Lines are trained on separately but encoded inside documents; without a dummy
+                # prefix a line start looks the same in both (and compresses ~3 % better here).
+                add_dummy_prefix=False,
+                allow_whitespace_only_pieces=True,
+                character_coverage=1.0,
+                byte_fallback=True,
+                hard_vocab_limit=True,
+                input_sentence_size=0,  # we sampled already, deterministically
+                max_sentence_length=16384,
+                num_threads=num_threads or _available_cpus(),
+                minloglevel=2,
+            )
+        except RuntimeError as error:
+            raise _vocab_size_error(error, vocab_size, model_type) from None
+        return cls(model.getvalue())
+
+    @property
+    def vocab_size(self) -> int:
+        return self._sp.get_piece_size()
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self._proto).hexdigest()[:16]
+
+    def encode(self, text: str) -> list[int]:
+        return self._sp.encode(text)
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return self._sp.encode(list(texts), num_threads=_available_cpus())
+
+    def _decode_pieces(self, ids: list[int]) -> str:
+        return self._sp.decode(ids)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        _atomic_write(Path(path), self._proto)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SentencePieceTokenizer:
+        return cls(Path(path).read_bytes())
+
+
+def _available_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _stable_fraction(text: str) -> float:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2**64
+
+
+def _training_sentences(texts: Iterable[str], max_chars: int) -> list[str]:
+    lines = [line for text in texts for line in text.split("\n") if line.strip()]
+    total = sum(len(line) for line in lines)
+    if total <= max_chars:
+        return lines
+    keep = max_chars / total
+    return [line for line in lines if _stable_fraction(line) < keep]
+
+
+def _vocab_size_error(error: RuntimeError, vocab_size: int, model_type: str) -> Exception:
+    """Turn SentencePiece's multi-line internal errors into one line naming vocab_size."""
+    message = str(error)
+    if match := re.search(r"value <= (\d+)", message):
+        return ValueError(
+            f"vocab_size={vocab_size} is too large for this corpus: a {model_type} SentencePiece "
+            f"model can hold at most {match.group(1)} pieces here; use --data.vocab_size "
+            f"{match.group(1)} or less, or more training text"
+        )
+    if match := re.search(r"required_chars\. \d+ vs (\d+)", message):
+        return ValueError(
+            f"vocab_size={vocab_size} is too small: the specials, byte fallback and the corpus's "
+            f"characters need at least {match.group(1)} ids; use --data.vocab_size "
+            f"{match.group(1)} or more"
+        )
+    first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    return RuntimeError(f"SentencePiece training failed: {first}")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Characters
+
+
+class CharTokenizer(Tokenizer):
+    """One id per character seen in training; anything else is unk.
+
+    Args:
+        chars: The ordinary characters, in id order (after the specials).
+        num_sentinels: How many `<extra_id_i>` sentinels to reserve.
+    """
+
+    def __init__(self, chars: Sequence[str], num_sentinels: int = NUM_SENTINELS) -> None:
+        if any(len(char) != 1 for char in chars) or len(set(chars)) != len(chars):
+            raise ValueError("CharTokenizer chars must be distinct single characters")
+        specials = [PAD, UNK, BOS, EOS, MASK, CLS, SEP]
+        self._special = {name: i for i, name in enumerate(specials)}
+        self._sentinels = list(range(len(specials), len(specials) + num_sentinels))
+        offset = len(specials) + num_sentinels
+        self._chars = list(chars)
+        self._char_to_id = {char: offset + i for i, char in enumerate(self._chars)}
+        self._id_to_char = dict(enumerate(self._chars, start=offset))
+
+    @classmethod
+    def train(cls, texts: Iterable[str], num_sentinels: int = NUM_SENTINELS) -> CharTokenizer:
+        """Vocabulary = every character of `texts`, sorted by code point."""
+        seen: set[str] = set()
+        for text in texts:
+            seen.update(text)
+        if not seen:
+            raise ValueError("cannot build a CharTokenizer from an empty corpus")
+        return cls(sorted(seen), num_sentinels)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._special) + len(self._sentinels) + len(self._chars)
+
+    def _payload(self) -> bytes:
+        state = {"kind": "char", "num_sentinels": len(self._sentinels), "chars": self._chars}
+        return json.dumps(state, ensure_ascii=True, sort_keys=True).encode()
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self._payload()).hexdigest()[:16]
+
+    def encode(self, text: str) -> list[int]:
+        unk = self.unk_id
+        return [self._char_to_id.get(char, unk) for char in text]
+
+    def _decode_pieces(self, ids: list[int]) -> str:
+        return "".join(self._id_to_char.get(i, UNK_SURFACE) for i in ids)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        _atomic_write(Path(path), self._payload())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> CharTokenizer:
+        state = json.loads(Path(path).read_text(encoding="utf-8"))
+        if state.get("kind") != "char":
+            raise ValueError(f"{os.fspath(path)!r} is not a zoo CharTokenizer file")
+        return cls(state["chars"], state["num_sentinels"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Files and the cache
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
+    """Read a tokenizer saved by either kind: JSON means characters, anything else SentencePiece.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: The file is neither kind.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"tokenizer file {os.fspath(path)!r} does not exist")
+    data = path.read_bytes()
+    if data.lstrip()[:1] == b"{":
+        return CharTokenizer.load(path)
+    try:
+        return SentencePieceTokenizer(data)
+    except ValueError as error:  # a SentencePiece model, but not one with zoo's specials
+        raise ValueError(f"tokenizer file {os.fspath(path)!r}: {error}") from None
+    except RuntimeError:
+        raise ValueError(
+            f"tokenizer file {os.fspath(path)!r} is neither a SentencePiece model nor a zoo CharTokenizer JSON"
+        ) from None
+
+
+# Part of every cache key: bump when training settings change, so old caches are not reused.
+_CACHE_VERSION = 2
+
+
+def cached_tokenizer_file(
+    texts: Sequence[str],
+    cache_dir: str | os.PathLike[str],
+    *,
+    kind: Literal["sentencepiece", "char"] = "sentencepiece",
+    vocab_size: int = 8000,
+    model_type: ModelType = "unigram",
+    num_sentinels: int = NUM_SENTINELS,
+) -> Path:
+    """Path of a tokenizer trained on `texts`, training it only if no cached copy exists.
+
+    The key hashes the corpus, the settings and the SentencePiece version, so a changed corpus or
+    vocabulary size trains afresh. A file lock makes concurrent processes (DDP ranks) wait for one
+    trainer instead of all training.
+
+    Args:
+        texts: Training documents (the training split only).
+        cache_dir: Root of the zoo cache; files go to `cache_dir/tokenizers/`.
+        kind: "sentencepiece" or "char".
+        vocab_size: SentencePiece vocabulary size (ignored for "char").
+        model_type: SentencePiece model type (ignored for "char").
+        num_sentinels: Sentinels to reserve.
+
+    Returns:
+        The tokenizer file; read it with `load_tokenizer`.
+    """
+    settings: dict[str, Any] = {"kind": kind, "num_sentinels": num_sentinels, "v": _CACHE_VERSION}
+    if kind == "sentencepiece":
+        settings |= {"vocab_size": vocab_size, "model_type": model_type, "spm": spm.__version__}
+        name = f"spm-{model_type}-{vocab_size}"
+        filename = "tokenizer.model"
+    elif kind == "char":
+        name, filename = "char", "tokenizer.json"
+    else:
+        raise ValueError(f"tokenizer kind must be 'sentencepiece' or 'char', got {kind!r}")
+    key = hashlib.sha256((json.dumps(settings, sort_keys=True) + documents_fingerprint(texts)).encode()).hexdigest()[
+        :16
+    ]
+    directory = Path(cache_dir).expanduser() / "tokenizers" / f"{name}-{key}"
+    path = directory / filename
+    if path.is_file():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(os.fspath(directory) + ".lock"):
+        if not path.is_file():  # another process may have finished while we waited
+            tokenizer: Tokenizer
+            if kind == "sentencepiece":
+                tokenizer = SentencePieceTokenizer.train(
+                    texts, vocab_size=vocab_size, model_type=model_type, num_sentinels=num_sentinels
+                )
+            else:
+                tokenizer = CharTokenizer.train(texts, num_sentinels=num_sentinels)
+            tokenizer.save(path)
+    return path
+
+
+def iter_special_tokens(num_sentinels: int = NUM_SENTINELS) -> Iterator[str]:
+    """Names of the reserved tokens in id order (useful for docs and tests)."""
+    yield from (PAD, UNK, BOS, EOS, MASK, CLS, SEP)
+    yield from (sentinel_token(i) for i in range(num_sentinels))
