@@ -26,13 +26,26 @@ from zoo.models.config import TransformerConfig
 
 @dataclass
 class BertConfig(TransformerConfig):
-    """An encoder-only model; fields as in ``TransformerConfig``, BERT defaults."""
+    """An encoder-only model; fields as in ``TransformerConfig``, BERT defaults.
+
+    Args:
+        type_vocab_size: Segment (token type) embeddings added to the token embeddings, as BERT's
+            sentence A / sentence B; 0 = none. Needed to load Hugging Face BERT weights (2 there).
+    """
 
     activation: ActivationName = "gelu"
     norm: NormName = "layernorm"
     norm_placement: NormPlacement = "post"
     norm_eps: float = 1e-12
     position: PositionName = "learned"
+    type_vocab_size: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.type_vocab_size < 0:
+            raise ValueError(
+                f"BertConfig: type_vocab_size={self.type_vocab_size} must be >= 0 (0 = no segment embeddings)"
+            )
 
 
 class MLMHead(nn.Module):
@@ -58,6 +71,9 @@ class BERT(ZooModel):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embed_dim)
+        self.embed_token_types = (
+            nn.Embedding(config.type_vocab_size, config.embed_dim) if config.type_vocab_size else None
+        )
         self.encoder = TransformerStack(**config.stack_kwargs(), causal=False)
         self.mlm_head = MLMHead(config)
         self.init_weights()
@@ -68,10 +84,22 @@ class BERT(ZooModel):
     def lm_head(self) -> nn.Linear:
         return self.mlm_head.decoder
 
-    def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Contextual hidden states ``(b, t, e)``."""
-        return self.encoder(self.embed_tokens(input_ids), attention_mask=attention_mask)
+    def encode(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """Contextual hidden states ``(b, t, e)``; ``token_type_ids`` ``(b, t)`` default to segment 0."""
+        x = self.embed_tokens(input_ids)  # (b, t, e)
+        if self.embed_token_types is not None:
+            if token_type_ids is None:
+                x = x + self.embed_token_types.weight[0]
+            else:
+                x = x + self.embed_token_types(token_type_ids)
+        elif token_type_ids is not None:
+            raise ValueError("token_type_ids given, but the model has no segment embeddings (type_vocab_size=0)")
+        return self.encoder(x, attention_mask=attention_mask)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
+    ) -> Tensor:
         """MLM logits ``(b, t, v)``; ``attention_mask`` ``(b, t)`` is True (or 1) at real tokens."""
-        return self.mlm_head(self.encode(input_ids, attention_mask))
+        return self.mlm_head(self.encode(input_ids, attention_mask, token_type_ids))

@@ -108,6 +108,27 @@ class TransformerConfig:
     def resolved_ffn_dim(self) -> int:
         return self.ffn_dim or default_ffn_dim(self.embed_dim, self.activation)
 
+    def architecture(self) -> dict[str, Any]:
+        """The fields that decide the model's function and weight shapes, defaults resolved: two
+        configs with equal ``architecture()`` build the same model and load each other's weights.
+
+        Left out: training-time and runtime choices (``dropout``, ``attn_implementation``,
+        ``init_std``), the special token ids, and settings of position schemes not in use
+        (``max_seq_len`` counts only for a learned table).
+        """
+        values = self.to_dict()
+        for name in ("dropout", "attn_implementation", "init_std", "pad_token_id", "bos_token_id", "eos_token_id"):
+            values.pop(name)
+        unused = {"learned": ("max_seq_len",), "rotary": ("rope_base",),
+                  "relative": ("relative_num_buckets", "relative_max_distance")}
+        for position, names in unused.items():
+            if self.position != position:
+                for name in names:
+                    values.pop(name)
+        values.update(head_dim=self.resolved_head_dim, ffn_dim=self.resolved_ffn_dim,
+                      num_kv_heads=self.num_kv_heads or self.num_heads)
+        return values
+
     def stack_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``TransformerStack`` that come straight from this config."""
         return dict(

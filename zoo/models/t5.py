@@ -12,6 +12,7 @@ Shapes: b batch, s input len, t target len, e embed dim, v vocab.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -31,6 +32,8 @@ class T5Config(TransformerConfig):
 
     Args:
         num_decoder_layers: Decoder depth; null = ``num_layers``.
+        scale_decoder_output: Multiply the decoder output by ``embed_dim ** -0.5`` before the head;
+            null = when ``tie_embeddings`` (T5 v1.0 is tied and scaled, v1.1 untied and unscaled).
     """
 
     activation: ActivationName = "relu"
@@ -42,6 +45,18 @@ class T5Config(TransformerConfig):
     # T5 folds 1/sqrt(head_dim) into the query weights' initialisation instead of scaling scores.
     attention_scale: float | None = 1.0
     num_decoder_layers: int | None = None
+    scale_decoder_output: bool | None = None
+
+    @property
+    def resolved_scale_decoder_output(self) -> bool:
+        return self.tie_embeddings if self.scale_decoder_output is None else self.scale_decoder_output
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            **super().architecture(),
+            "num_decoder_layers": self.num_decoder_layers or self.num_layers,
+            "scale_decoder_output": self.resolved_scale_decoder_output,
+        }
 
 
 class T5(ZooModel):
@@ -112,7 +127,7 @@ class T5(ZooModel):
             self.embed_tokens(decoder_input_ids), attention_mask=decoder_attention_mask,
             context=encoder_output, context_mask=attention_mask, cache=cache,
         )
-        if self.config.tie_embeddings:
+        if self.config.resolved_scale_decoder_output:
             x = x * self.config.embed_dim**-0.5  # keeps tied logits at the scale T5 trains with
         return self.lm_head(x)
 

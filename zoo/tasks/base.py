@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
@@ -47,6 +48,9 @@ class LanguageModelTask(L.LightningModule):
         scheduler: ``cosine`` (decay to ``min_lr_ratio``·lr over the run) or ``constant`` after warmup.
         min_lr_ratio: Final learning rate as a fraction of ``lr`` (cosine).
         max_steps: Length of the cosine schedule; null = the Trainer's estimated total steps.
+        pretrained: Initial weights: a zoo checkpoint (``.ckpt``) or a Hugging Face directory
+            (``save_pretrained`` output); its architecture must match ``config``. Not saved in
+            checkpoints: a resumed or reloaded run takes its weights from the checkpoint itself.
     """
 
     model_class: type[ZooModel]
@@ -63,6 +67,7 @@ class LanguageModelTask(L.LightningModule):
         scheduler: Literal["cosine", "constant"] = "cosine",
         min_lr_ratio: float = 0.1,
         max_steps: int | None = None,
+        pretrained: str | None = None,
     ):
         super().__init__()
         if isinstance(config, Mapping):  # from a checkpoint's plain hyper-parameters
@@ -74,13 +79,33 @@ class LanguageModelTask(L.LightningModule):
                 f"optimizer settings out of range: lr={lr} must be > 0, warmup_steps={warmup_steps} >= 0, "
                 f"min_lr_ratio={min_lr_ratio} in [0, 1]"
             )
-        self.save_hyperparameters(ignore=["config", "_class_path", "_instantiator"])
+        self.save_hyperparameters(ignore=["config", "pretrained", "_class_path", "_instantiator"])
         # Plain values only, so checkpoints load with torch.load(weights_only=True) and
         # `SomeTask.load_from_checkpoint(path)` rebuilds the config from them.
         self.hparams["config"] = config.to_dict()
         self.config = config
         self.model = self.model_class(config)
+        if pretrained is not None:
+            self._load_pretrained(str(pretrained))
         self.train_metrics, self.val_metrics, self.test_metrics = (self._make_metrics() for _ in range(3))
+
+    def _load_pretrained(self, path: str) -> None:
+        """Copy the weights of ``path`` into ``self.model``, refusing in one line a different family or
+        architecture (before PyTorch's multi-line size-mismatch error)."""
+        config, state = pretrained_weights(path)
+        if type(config) is not self.config_class:
+            raise ValueError(
+                f"pretrained={path} holds a {type(config).__name__} model; {type(self).__name__} needs a "
+                f"{self.config_class.__name__}"
+            )
+        theirs, mine = config.architecture(), self.config.architecture()
+        differing = [k for k in mine if theirs.get(k) != mine[k]]
+        if differing:
+            details = ", ".join(f"{k}: pretrained {theirs.get(k)!r} vs config {mine[k]!r}" for k in differing)
+            hint = " (the data's tokenizer must be the one the weights were trained with)" \
+                if "vocab_size" in differing else ""
+            raise ValueError(f"pretrained={path} does not match the model config: {details}{hint}")
+        self.model.load_state_dict(state)
 
     def _make_metrics(self) -> nn.ModuleDict:
         return nn.ModuleDict({
@@ -174,16 +199,37 @@ class LanguageModelTask(L.LightningModule):
             raise ValueError(f"checkpoint does not match the model: {details}{hint}")
 
 
-def load_task(checkpoint_path: str, map_location: str | torch.device | None = "cpu") -> LanguageModelTask:
-    """Load any zoo task from a checkpoint, whichever family it holds (``model.eval()`` is up to you)."""
+def pretrained_weights(path: str) -> tuple[TransformerConfig, dict[str, Tensor]]:
+    """The model config and state dict held by a zoo checkpoint or a Hugging Face model directory."""
+    if Path(path).is_dir():
+        from zoo.hf import from_hf  # transformers is needed only here
+
+        model = from_hf(path)
+        return model.config, model.state_dict()
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"pretrained={path}: no such file or directory")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    task_cls = _task_class(checkpoint, path)
+    config = task_cls.config_class.from_dict(dict(checkpoint["hyper_parameters"]["config"]))
+    prefix = "model."
+    state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+    return config, state
+
+
+def _task_class(checkpoint: Mapping[str, Any], path: str) -> type[LanguageModelTask]:
     import importlib
 
-    checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=True)
     class_path = checkpoint.get(TASK_KEY)
     if not isinstance(class_path, str) or not class_path.startswith("zoo."):
-        raise ValueError(f"{checkpoint_path} is not a zoo checkpoint (no '{TASK_KEY}' entry naming a zoo task)")
+        raise ValueError(f"{path} is not a zoo checkpoint (no '{TASK_KEY}' entry naming a zoo task)")
     module_name, class_name = class_path.rsplit(".", 1)
-    task_cls = getattr(importlib.import_module(module_name), class_name)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def load_task(checkpoint_path: str, map_location: str | torch.device | None = "cpu") -> LanguageModelTask:
+    """Load any zoo task from a checkpoint, whichever family it holds (``model.eval()`` is up to you)."""
+    checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=True)
+    task_cls = _task_class(checkpoint, checkpoint_path)
     task = task_cls(**checkpoint["hyper_parameters"])
     task.load_state_dict(checkpoint["state_dict"])
     return task

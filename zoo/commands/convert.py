@@ -1,0 +1,83 @@
+"""``zoo convert SOURCE DEST``: Hugging Face directory <-> zoo checkpoint.
+
+The direction follows SOURCE:
+- a directory written by ``save_pretrained`` (BERT, GPT-2, T5, LLaMA) becomes a zoo checkpoint
+  that ``zoo.tasks.load_task`` opens and ``--model.init_args.pretrained`` starts fine-tuning from;
+- a zoo checkpoint (a ``.ckpt`` of ``zoo fit``) becomes a Hugging Face directory that
+  ``AutoModelFor{MaskedLM,CausalLM,Seq2SeqLM}.from_pretrained`` loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import lightning
+import torch
+
+from zoo.models import BERT, GPT, T5
+from zoo.tasks import CausalLM, LanguageModelTask, MaskedLM, Seq2SeqLM, load_task
+
+TASKS: dict[type, type[LanguageModelTask]] = {BERT: MaskedLM, GPT: CausalLM, T5: Seq2SeqLM}
+
+
+def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
+    """Write the zoo checkpoint of the Hugging Face directory ``source`` to ``dest``; returns its task."""
+    from zoo.hf import from_hf
+
+    model = from_hf(source)
+    task = TASKS[type(model)](model.config)
+    task.model.load_state_dict(model.state_dict())
+    checkpoint = {
+        # What Lightning's own checkpoints hold, so load_from_checkpoint and load_task both open it.
+        "pytorch-lightning_version": lightning.__version__,
+        "state_dict": task.state_dict(),
+        "hyper_parameters": dict(task.hparams),
+    }
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, dest)
+    return task
+
+
+def checkpoint_to_hf(source: str, dest: str) -> None:
+    """Write the Hugging Face directory of the zoo checkpoint ``source`` to ``dest``."""
+    from zoo.hf import save_pretrained
+
+    try:
+        task = load_task(source)
+    except (ValueError, FileNotFoundError):
+        raise
+    except Exception as error:  # torch.load's unpickling errors run over many lines
+        raise ValueError(f"zoo convert: {source} is not a zoo checkpoint ({type(error).__name__})") from error
+    save_pretrained(task.model, dest)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``zoo convert``; bad input raises a one-line ValueError (``zoo.cli.main`` prints it)."""
+    parser = argparse.ArgumentParser(
+        prog="zoo convert",
+        description="Convert a Hugging Face model directory (BERT, GPT-2, T5, LLaMA) to a zoo checkpoint, "
+        "or a zoo checkpoint to a Hugging Face directory. The direction follows SOURCE.",
+    )
+    parser.add_argument("source", help="a save_pretrained directory, or a zoo .ckpt file")
+    parser.add_argument("dest", help="the zoo .ckpt file to write, or the directory to write the Hugging Face model to")
+    parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    args = parser.parse_args(argv)
+    source, dest = Path(args.source), Path(args.dest)
+    if not source.exists():
+        raise FileNotFoundError(f"zoo convert: {source}: no such file or directory")
+    if dest.exists() and not args.overwrite and not (dest.is_dir() and not any(dest.iterdir())):
+        raise ValueError(f"zoo convert: {dest} exists; pass --overwrite to replace it")
+    if source.is_dir():
+        if dest.is_dir():
+            raise ValueError(f"zoo convert: {dest} is a directory; converting {source} writes a checkpoint file")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        task = hf_to_checkpoint(str(source), str(dest))
+        print(f"zoo convert: {source} -> {dest} ({type(task).__name__}, {type(task.model).__name__}, "
+              f"{task.model.num_parameters():,} parameters)")
+    else:
+        if dest.is_file():
+            raise ValueError(f"zoo convert: {dest} is a file; converting a checkpoint writes a directory")
+        checkpoint_to_hf(str(source), str(dest))
+        print(f"zoo convert: {source} -> {dest} (Hugging Face directory)")
+    return 0
