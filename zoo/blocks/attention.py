@@ -55,27 +55,91 @@ def eager_attention(
 ATTENTION_FUNCTIONS = {"sdpa": F.scaled_dot_product_attention, "eager": eager_attention}
 
 
+def prepare_attention_mask(
+    t: int,
+    s: int,
+    mask: Tensor | None,
+    bias: Tensor | None,
+    is_causal: bool,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor | None, bool]:
+    """Fold a bool ``mask``, a float ``bias`` and causality into what the kernel takes.
+
+    Queries are the last ``t`` of ``s`` positions. Fused kernels apply only when the causal
+    structure is the plain square one with no extras; a single query (a decoding step) sees every
+    key, so it needs no causal mask at all.
+
+    Returns:
+        ``(attn_mask, is_causal)``: a bool mask or float bias broadcastable to ``(b, h, t, s)``
+        (or None), and whether to ask the kernel for its own causal mask.
+    """
+    if is_causal and t == 1:
+        is_causal = False
+    fast_causal = is_causal and mask is None and bias is None and t == s
+    if is_causal and not fast_causal:
+        mask = combine_masks(causal_mask(t, s, device), mask)
+    if mask is not None:
+        mask = unblock_empty_rows(mask)
+    return attention_bias_to_mask(bias, mask, dtype), fast_causal
+
+
 class KVCache:
-    """Keys and values of one attention layer.
+    """Keys and values of one attention layer, ``k``/``v`` of shape ``(b, k, s, d)``.
 
     For self-attention they grow by the new tokens each step; for cross-attention they are the
     projected encoder output, computed on the first step and reused after.
+
+    Growing writes into a preallocated buffer (``k``/``v`` are views of its filled part) instead of
+    concatenating, which would copy the whole history every step. The buffer holds ``capacity``
+    keys when that is set (``reserve``), else it doubles when full. With autograd recording, it
+    concatenates: writing into a buffer would invalidate views saved for backward.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 0) -> None:
         self.k: Tensor | None = None
         self.v: Tensor | None = None
+        self.capacity = capacity
+        self._buffers: tuple[Tensor, Tensor] | None = None  # (b, k, capacity, d) each
+
+    @property
+    def seq_len(self) -> int:
+        return 0 if self.k is None else self.k.shape[2]
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if self.k is not None:
-            k, v = torch.cat((self.k, k), dim=2), torch.cat((self.v, v), dim=2)
-        self.k, self.v = k, v
-        return k, v
+        s, t = self.seq_len, k.shape[2]
+        if k.requires_grad or v.requires_grad:
+            if self.k is not None:
+                k, v = torch.cat((self.k, k), dim=2), torch.cat((self.v, v), dim=2)
+            self.k, self.v, self._buffers = k, v, None
+            return k, v
+        if self.k is None and self.capacity <= t:  # nothing more expected yet: keep the tensors as they are
+            self.k, self.v = k, v
+            return k, v
+        if self._buffers is None or s + t > self._buffers[0].shape[2]:
+            b, h, _, d = k.shape
+            size = max(self.capacity, 2 * (s + t))
+            buffers = k.new_empty(b, h, size, d), v.new_empty(b, h, size, d)
+            if s:
+                buffers[0].narrow(2, 0, s).copy_(self.k)
+                buffers[1].narrow(2, 0, s).copy_(self.v)
+            self._buffers = buffers
+        k_buffer, v_buffer = self._buffers
+        k_buffer.narrow(2, s, t).copy_(k)
+        v_buffer.narrow(2, s, t).copy_(v)
+        self.k, self.v = k_buffer.narrow(2, 0, s + t), v_buffer.narrow(2, 0, s + t)
+        return self.k, self.v
 
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows ``index`` (beam search reshuffles hypotheses each step)."""
-        if self.k is not None:
+        if self.k is None:
+            return
+        if self._buffers is None:
             self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+            return
+        s = self.seq_len
+        self._buffers = tuple(buffer.index_select(0, index) for buffer in self._buffers)
+        self.k, self.v = self._buffers[0].narrow(2, 0, s), self._buffers[1].narrow(2, 0, s)
 
 
 class MultiHeadAttention(nn.Module):
@@ -119,7 +183,7 @@ class MultiHeadAttention(nn.Module):
         self.dropout, self.scale = dropout, scale
         self.attention_fn = ATTENTION_FUNCTIONS[attn_implementation]
         q_dim, kv_dim = num_heads * self.head_dim, num_kv_heads * self.head_dim
-        self.split_sizes = [q_dim, kv_dim, kv_dim]
+        self.split_sizes = [q_dim, kv_dim, kv_dim]  # rows of qkv_proj: queries, keys, values
         if cross_attention:
             self.q_proj = nn.Linear(embed_dim, q_dim, bias=bias)
             self.kv_proj = nn.Linear(embed_dim, 2 * kv_dim, bias=bias)
@@ -147,7 +211,9 @@ class MultiHeadAttention(nn.Module):
 
         Args:
             mask: Bool mask broadcastable to ``(b, h, t, s)``, True = may attend.
-            bias: Float bias broadcastable to ``(b, h, t, s)`` added to the scores (ALiBi, T5).
+            bias: Float bias broadcastable to ``(b, h, t, s)`` added to the scores (ALiBi, T5) — or
+                a mask already made by ``prepare_attention_mask`` (bool or float), used as given:
+                a stack prepares it once for all its layers.
             is_causal: Queries are the last ``t`` of ``s`` positions and see no later key.
             rope: ``(cos, sin)`` for the new tokens, applied to queries and keys (self-attention).
             cache: Keys/values of earlier steps; updated in place.
@@ -160,32 +226,28 @@ class MultiHeadAttention(nn.Module):
             if cache is not None and cache.k is not None:
                 k, v = cache.k, cache.v  # encoder keys/values never change during decoding
             else:
-                k, v = self.kv_proj(context).split(self.split_sizes[1:], dim=-1)
-                k, v = self._heads(k, self.num_kv_heads), self._heads(v, self.num_kv_heads)
+                kv = self._heads(self.kv_proj(context), 2 * self.num_kv_heads)  # (b, 2k, s, d)
+                k, v = kv.split_with_sizes([self.num_kv_heads, self.num_kv_heads], dim=1)
                 if cache is not None:
                     cache.append(k, v)
         else:
-            q, k, v = self.qkv_proj(x).split(self.split_sizes, dim=-1)
-            q = self._heads(q, self.num_heads)  # (b, h, t, d)
-            k, v = self._heads(k, self.num_kv_heads), self._heads(v, self.num_kv_heads)  # (b, k, t, d)
+            # Heads first, then one split (and one rotation of queries and keys together): fewer
+            # small ops, which is what a one-token decoding step is made of.
+            h, kv_heads = self.num_heads, self.num_kv_heads
+            qkv = self._heads(self.qkv_proj(x), h + 2 * kv_heads)  # (b, h + 2k, t, d)
             if rope is not None:
-                q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+                qk, v = qkv.split_with_sizes([h + kv_heads, kv_heads], dim=1)
+                q, k = apply_rotary(qk, *rope).split_with_sizes([h, kv_heads], dim=1)
+            else:
+                q, k, v = qkv.split_with_sizes([h, kv_heads, kv_heads], dim=1)  # (b, h, t, d), (b, k, t, d)
             if cache is not None:
                 k, v = cache.append(k, v)  # (b, k, s, d)
-        s = k.shape[2]
-
-        # Fused kernels apply only when the causal structure is the plain square one with no extras.
-        fast_causal = is_causal and mask is None and bias is None and t == s
-        if is_causal and not fast_causal:
-            mask = combine_masks(causal_mask(t, s, x.device), mask)
-        if mask is not None:
-            mask = unblock_empty_rows(mask)
-        attn_mask = attention_bias_to_mask(bias, mask, q.dtype)
+        attn_mask, is_causal = prepare_attention_mask(t, k.shape[2], mask, bias, is_causal, q.dtype, x.device)
         out = self.attention_fn(
             q, k, v,
             attn_mask=attn_mask,
             dropout_p=self.dropout if self.training else 0.0,
-            is_causal=fast_causal,
+            is_causal=is_causal,
             scale=self.scale,
             enable_gqa=self.num_kv_heads != self.num_heads,
         )  # (b, h, t, d)

@@ -27,6 +27,10 @@ class LayerCache:
         self.self_attn = KVCache()
         self.cross_attn = KVCache()
 
+    def reserve(self, capacity: int) -> None:
+        """Preallocate self-attention keys/values for ``capacity`` positions."""
+        self.self_attn.capacity = capacity
+
     def reorder(self, index: Tensor) -> None:
         self.self_attn.reorder(index)
         self.cross_attn.reorder(index)
@@ -84,8 +88,12 @@ class EncoderLayer(nn.Module):
 
     def residual(self, x: Tensor, norm: nn.Module, fn: Callable[[Tensor], Tensor]) -> Tensor:
         if self.pre_norm:
-            return x + self.dropout(fn(norm(x)))
-        return norm(x + self.dropout(fn(x)))
+            return x + self._dropout(fn(norm(x)))
+        return norm(x + self._dropout(fn(x)))
+
+    def _dropout(self, x: Tensor) -> Tensor:
+        # Skipping the module call outside training matters when decoding one token at a time.
+        return self.dropout(x) if self.training else x
 
     def forward(
         self,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from zoo.blocks.attention import AttnImplementation
+from zoo.blocks.attention import AttnImplementation, prepare_attention_mask
 from zoo.blocks.layers import DecoderLayer, EncoderLayer, LayerCache, NormPlacement
 from zoo.blocks.masks import padding_mask
 from zoo.blocks.norms import build_norm
@@ -33,11 +33,18 @@ class StackCache:
 
     def __init__(self, num_layers: int) -> None:
         self.layers = [LayerCache() for _ in range(num_layers)]
-        self.positions: Tensor | None = None  # (b, s)
+        self.positions: Tensor | None = None  # (b, s), kept only when a position bias needs them
+        self.length = 0
 
     @property
     def seq_len(self) -> int:
-        return 0 if self.positions is None else self.positions.shape[1]
+        return self.length
+
+    def reserve(self, capacity: int) -> None:
+        """Preallocate room for ``capacity`` positions (prompt + new tokens), so decoding writes into
+        buffers instead of growing them."""
+        for layer in self.layers:
+            layer.reserve(capacity)
 
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows ``index`` in every layer (beam search)."""
@@ -167,23 +174,29 @@ class TransformerStack(nn.Module):
             )
         key_positions = position_ids
         if cache is not None:
-            if cache.positions is not None:
-                key_positions = torch.cat((cache.positions, position_ids.expand(b, -1)), dim=1)
-            cache.positions = key_positions.expand(b, -1)
+            cache.length += t
+            if self.position_bias is not None:
+                if cache.positions is not None:
+                    key_positions = torch.cat((cache.positions, position_ids.expand(b, -1)), dim=1)
+                cache.positions = key_positions.expand(b, -1)
 
         if self.absolute_positions is not None:
             x = x + self.absolute_positions(position_ids).to(x.dtype)
         rope = self.rotary(position_ids) if self.rotary is not None else None
         bias = self.position_bias(position_ids, key_positions) if self.position_bias is not None else None
         mask = padding_mask(attention_mask) if attention_mask is not None else None
+        # Causality, padding and position bias fold into one tensor here, once for all layers.
+        attn_mask, is_causal = prepare_attention_mask(t, offset + t, mask, bias, self.causal, x.dtype, x.device)
         ctx_mask = padding_mask(context_mask) if context_mask is not None else None
 
-        x = self.dropout(self.input_norm(x))
+        x = self.input_norm(x)
+        if self.training:
+            x = self.dropout(x)
         for i, layer in enumerate(self.layers):
             layer_cache = cache.layers[i] if cache is not None else None
             if context is not None:
-                x = layer(x, context, mask=mask, context_mask=ctx_mask, bias=bias, is_causal=self.causal,
+                x = layer(x, context, context_mask=ctx_mask, bias=attn_mask, is_causal=is_causal,
                           rope=rope, cache=layer_cache)
             else:
-                x = layer(x, mask=mask, bias=bias, is_causal=self.causal, rope=rope, cache=layer_cache)
+                x = layer(x, bias=attn_mask, is_causal=is_causal, rope=rope, cache=layer_cache)
         return self.final_norm(x)

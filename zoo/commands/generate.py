@@ -1,0 +1,259 @@
+"""``zoo generate``: complete prompts with a GPT or T5 checkpoint, or fill ``[MASK]``s with a BERT one.
+
+    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompt "The list type" --max-new-tokens 40
+    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
+    zoo generate runs/t5_span/checkpoints/last.ckpt --prompt "Return the <extra_id_0> of a list."
+    zoo generate runs/bert_mlm/checkpoints/last.ckpt --prompt "Return the [MASK] of a list." --top-k 5
+
+The tokenizer is the one recorded in the checkpoint (``--tokenizer`` overrides it); one whose
+fingerprint or vocabulary differs from the checkpoint's is refused. Each completion prints on one
+line, with backslashes, newlines, carriage returns and tabs escaped as ``\\\\``, ``\\n``, ``\\r``,
+``\\t``; ``--jsonl`` prints the exact text as JSON lines instead. Fill-mask prints one line per
+``[MASK]``: the ``--top-k`` candidates with their probabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.data.tokenizers import BOS, CLS, EOS, MASK, PAD, SEP, Tokenizer, load_tokenizer
+from zoo.generation import fill_mask, generate
+from zoo.models import BERT, GPT, T5
+
+MASK_MARKER = MASK
+SENTINEL_MARKER = re.compile(r"<extra_id_(\d+)>")
+DATA_STATE_KEY = "TextDataModule"  # where TextDataModule.state_dict() lands in a Lightning checkpoint
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo generate",
+        description="Complete prompts with a GPT/T5 checkpoint, or fill [MASK] with a BERT checkpoint.",
+    )
+    parser.add_argument("checkpoint", help="a zoo checkpoint (.ckpt) written by `zoo fit`")
+    parser.add_argument("--tokenizer", metavar="PATH",
+                        help="tokenizer file; default: the one recorded in the checkpoint")
+    parser.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt (repeatable)")
+    parser.add_argument("--prompts-file", metavar="PATH", help="a UTF-8 file with one prompt per line")
+    parser.add_argument("--max-new-tokens", type=int, default=50)
+    parser.add_argument("--min-new-tokens", type=int, default=0)
+    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy/beam search")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=None,
+                        help="sampling: keep the k most likely tokens; fill-mask: candidates to print (default 5)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling threshold in (0, 1]")
+    parser.add_argument("--num-beams", type=int, default=1)
+    parser.add_argument("--length-penalty", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    parser.add_argument("--no-cache", action="store_true", help="recompute every step (the slow reference path)")
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts generated together")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--jsonl", action="store_true", help="print JSON lines with the exact text")
+    return parser
+
+
+def read_prompts(args: argparse.Namespace) -> list[str]:
+    prompts = list(args.prompt)
+    if args.prompts_file:
+        path = Path(args.prompts_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"--prompts-file {args.prompts_file!r} does not exist")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"--prompts-file {args.prompts_file!r} is not UTF-8 text") from None
+        prompts += [line for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise ValueError("no prompts: pass --prompt TEXT (repeatable) or --prompts-file PATH (one per line)")
+    return prompts
+
+
+def load_matching_tokenizer(checkpoint_path: str, tokenizer_path: str | None, vocab_size: int) -> Tokenizer:
+    """The tokenizer to use, checked against what the checkpoint recorded at training time.
+
+    Raises:
+        ValueError: No tokenizer recorded and none given, or one that differs from the checkpoint's.
+        FileNotFoundError: The tokenizer file is missing.
+    """
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+    recorded = checkpoint.get(DATA_STATE_KEY) or {}
+    path = tokenizer_path or recorded.get("tokenizer_file")
+    if path is None:
+        raise ValueError(f"{checkpoint_path} records no tokenizer file; pass --tokenizer PATH")
+    if not Path(path).expanduser().is_file():
+        where = "" if tokenizer_path else " (recorded in the checkpoint; pass --tokenizer PATH if it moved)"
+        raise FileNotFoundError(f"tokenizer file {path!r} does not exist{where}")
+    tokenizer = load_tokenizer(path)
+    expected_fingerprint = recorded.get("tokenizer_fingerprint")
+    expected_vocab = recorded.get("vocab_size", vocab_size)
+    if (expected_fingerprint is not None and tokenizer.fingerprint != expected_fingerprint) or \
+            tokenizer.vocab_size != expected_vocab or tokenizer.vocab_size != vocab_size:
+        raise ValueError(
+            f"tokenizer {path} (fingerprint {tokenizer.fingerprint}, vocab_size {tokenizer.vocab_size}) does not "
+            f"match the checkpoint's (fingerprint {expected_fingerprint}, vocab_size {vocab_size}); pass "
+            f"--tokenizer with the tokenizer the model was trained with"
+            + (f" ({recorded['tokenizer_file']})" if recorded.get("tokenizer_file") else "")
+        )
+    return tokenizer
+
+
+# ---------------------------------------------------------------------------------------------
+# Text <-> ids per family
+
+
+def encode_with_markers(tokenizer: Tokenizer, text: str, pattern: re.Pattern[str], marker_id: Any) -> list[int]:
+    """Encode ``text``, turning each ``pattern`` match into the id ``marker_id(match)``: ``encode``
+    never produces special ids from text, so markers are split out and inserted by id."""
+    ids: list[int] = []
+    start = 0
+    for match in pattern.finditer(text):
+        ids += tokenizer.encode(text[start : match.start()])
+        ids.append(marker_id(match))
+        start = match.end()
+    return ids + tokenizer.encode(text[start:])
+
+
+def sentinel_id(tokenizer: Tokenizer, match: re.Match[str]) -> int:
+    index = int(match.group(1))
+    if index >= len(tokenizer.sentinel_ids):
+        raise ValueError(f"{match.group(0)} is not a sentinel of this tokenizer (it has "
+                         f"<extra_id_0> .. <extra_id_{len(tokenizer.sentinel_ids) - 1}>)")
+    return tokenizer.sentinel_ids[index]
+
+
+def decode_with_sentinels(tokenizer: Tokenizer, ids: Sequence[int]) -> str:
+    """Text of ``ids`` with span sentinels written as ``<extra_id_i>`` (T5 outputs list spans after them)."""
+    names = {token_id: f"<extra_id_{i}>" for i, token_id in enumerate(tokenizer.sentinel_ids)}
+    parts, piece = [], []
+    for token_id in ids:
+        if token_id in names:
+            parts += [tokenizer.decode(piece), names[token_id]]
+            piece = []
+        else:
+            piece.append(token_id)
+    return "".join(parts) + tokenizer.decode(piece)
+
+
+def token_text(tokenizer: Tokenizer, token_id: int) -> str:
+    """One candidate's text; special ids (which ``decode`` skips) by their names."""
+    names = {tokenizer.pad_id: PAD, tokenizer.bos_id: BOS, tokenizer.eos_id: EOS, tokenizer.mask_id: MASK,
+             tokenizer.cls_id: CLS, tokenizer.sep_id: SEP}
+    names.update({i: f"<extra_id_{n}>" for n, i in enumerate(tokenizer.sentinel_ids)})
+    return names.get(token_id) or tokenizer.decode([token_id])
+
+
+def until_eos(ids: Sequence[int], eos_id: int) -> list[int]:
+    ids = list(ids)
+    return ids[: ids.index(eos_id)] if eos_id in ids else ids
+
+
+def one_line(text: str) -> str:
+    """Escape what would break one-completion-per-line output (reversibly)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
+
+
+def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ids, attention_mask)`` of ``rows`` padded to the longest (left for decoders)."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, row in enumerate(rows):
+        columns = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[i, columns] = torch.tensor(row, dtype=torch.long)
+        mask[i, columns] = 1
+    return ids, mask
+
+
+# ---------------------------------------------------------------------------------------------
+# The two modes
+
+
+def complete(model: GPT | T5, tokenizer: Tokenizer, prompts: list[str], args: argparse.Namespace) -> None:
+    is_decoder = isinstance(model, GPT)
+    generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.seed is not None else None
+    options = dict(
+        max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, do_sample=args.do_sample,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
+        length_penalty=args.length_penalty, use_cache=not args.no_cache,
+        eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id,
+    )
+    for chunk in batches(prompts, args.batch_size):
+        if is_decoder:
+            # Training blocks are documents separated by eos, so an empty prompt starts after one.
+            rows = [tokenizer.encode(text) or [tokenizer.eos_id] for text in chunk]
+        else:
+            rows = [encode_with_markers(tokenizer, text, SENTINEL_MARKER, lambda m: sentinel_id(tokenizer, m))
+                    + [tokenizer.eos_id] for text in chunk]
+        ids, mask = pad(rows, tokenizer.pad_id, left=is_decoder)
+        out = generate(model, ids, mask, generator=generator, **options)
+        new = out[:, ids.shape[1]:] if is_decoder else out[:, 1:]
+        for text, row in zip(chunk, new.tolist(), strict=True):
+            completion = decode_with_sentinels(tokenizer, until_eos(row, tokenizer.eos_id))
+            print(json.dumps({"prompt": text, "completion": completion}) if args.jsonl else one_line(completion))
+
+
+def fill_masks(model: BERT, tokenizer: Tokenizer, prompts: list[str], args: argparse.Namespace) -> None:
+    top_k = args.top_k if args.top_k is not None else 5
+    for text in prompts:
+        if MASK_MARKER not in text:
+            raise ValueError(f"fill-mask prompt {text!r} has no {MASK_MARKER}; put {MASK_MARKER} where a token "
+                             "should be predicted")
+    for chunk in batches(prompts, args.batch_size):
+        rows = [[tokenizer.cls_id,
+                 *encode_with_markers(tokenizer, text, re.compile(re.escape(MASK_MARKER)), lambda m: tokenizer.mask_id),
+                 tokenizer.sep_id] for text in chunk]
+        longest, limit = max(len(row) for row in rows), model.config.max_seq_len
+        if model.config.position == "learned" and longest > limit:
+            raise ValueError(f"prompt of {longest} tokens ([CLS] and [SEP] included) exceeds max_seq_len={limit} "
+                             "of the learned position table; shorten the prompt")
+        ids, mask = pad(rows, tokenizer.pad_id, left=False)
+        predictions = fill_mask(model, ids, mask, mask_token_id=tokenizer.mask_id, top_k=top_k)
+        rows_of = predictions.positions[:, 0].tolist()
+        for i, text in enumerate(chunk):
+            masks = [
+                [{"token": token_text(tokenizer, t), "token_id": t, "probability": round(p, 6)}
+                 for t, p in zip(token_ids, probs, strict=True)]
+                for row, token_ids, probs in zip(rows_of, predictions.token_ids.tolist(),
+                                                 predictions.probs.tolist(), strict=True)
+                if row == i
+            ]
+            if args.jsonl:
+                print(json.dumps({"prompt": text, "masks": masks}))
+                continue
+            for candidates in masks:
+                print("  ".join(f"{json.dumps(c['token'])} {c['probability']:.4f}" for c in candidates))
+
+
+def main(argv: list[str]) -> int:
+    """Run ``zoo generate`` on ``argv`` (the arguments after ``generate``); returns the exit code.
+
+    Raises:
+        ValueError, FileNotFoundError: Bad input, in one line (``zoo`` prints it as ``zoo: error: ...``).
+    """
+    args = build_parser().parse_args(argv)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
+    if not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {args.checkpoint!r} does not exist")
+    prompts = read_prompts(args)
+    from zoo.tasks import load_task  # Lightning is imported only once the arguments are fine
+
+    model = load_task(args.checkpoint).model.to(args.device).eval()
+    tokenizer = load_matching_tokenizer(args.checkpoint, args.tokenizer, model.config.vocab_size)
+    if isinstance(model, BERT):
+        fill_masks(model, tokenizer, prompts, args)
+    else:
+        complete(model, tokenizer, prompts, args)
+    return 0
