@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
 import os
 import subprocess
 import sys
@@ -145,3 +147,20 @@ def test_help_and_print_config(workdir, cache_dir):
     help_result = zoo_subprocess("fit", "--model.help", "zoo.tasks.CausalLM", cwd=workdir, cache_dir=cache_dir)
     assert help_result.returncode == 0
     assert "num_kv_heads" in help_result.stdout
+
+
+@pytest.mark.parametrize("config", ["gpt_clm", "bert_mlm"])
+def test_predict_scores_every_validation_sequence(workdir, config):
+    path = REPO / "configs" / f"{config}.yaml"
+    fit = run(["fit", *smoke(path)])
+    last = str(Path(fit.trainer.checkpoint_callback.dirpath) / "last.ckpt")
+    run(["predict", *smoke(path), "--ckpt_path", last, "--prediction_writer.output_path", "scores.jsonl"])
+    rows = [json.loads(line) for line in (workdir / "scores.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in rows) == list(range(len(fit.datamodule._tokenized("validation"))))
+    # Token-weighted, the per-sequence losses are the validation loss over the whole split.
+    validate = run(["validate", *smoke(path, "--trainer.limit_val_batches", "1.0"), "--ckpt_path", last])
+    tokens = sum(r["num_tokens"] for r in rows)
+    mean = sum(r["loss"] * r["num_tokens"] for r in rows) / tokens
+    if config == "gpt_clm":  # every sequence scores as many tokens, so the batch means weigh alike
+        assert mean == pytest.approx(float(validate.trainer.callback_metrics["val_loss"]), rel=1e-4)
+    assert mean == pytest.approx(math.log(float(validate.trainer.callback_metrics["val_perplexity"])), rel=1e-4)

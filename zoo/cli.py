@@ -20,6 +20,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from zoo.callbacks import PredictionWriter
 from zoo.tasks import LanguageModelTask
 from zoo.tasks.base import TASK_KEY
 
@@ -63,6 +64,7 @@ class ZooCLI(LightningCLI):
         })
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
+        parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `zoo predict` only
 
 
     def _parse_ckpt_path(self) -> None:

@@ -432,11 +432,8 @@ class TextDataModule(L.LightningDataModule):
         return self._loader("validation", shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
-        """Not supported: pretraining text has nothing to predict."""
-        raise NotImplementedError(
-            "TextDataModule has no predict split; use `zoo fit`, `validate` or `test`, or "
-            "generate from the model directly"
-        )
+        """The validation batches, for ``zoo predict`` to score sequence by sequence."""
+        return self._loader("validation", shuffle=False)
 
     # -----------------------------------------------------------------------------------------
     # Checkpoints

@@ -117,6 +117,10 @@ class LanguageModelTask(L.LightningModule):
         """``(logits (b, t, v), labels (b, t))`` for the loss; subclasses define the objective."""
         raise NotImplementedError
 
+    def sequence_logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """As ``logits_and_labels``, with row i of both belonging to sequence i of the batch."""
+        return self.logits_and_labels(batch)
+
     def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
         logits, labels = self.logits_and_labels(batch)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
@@ -148,6 +152,19 @@ class LanguageModelTask(L.LightningModule):
 
     def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Score each sequence of the batch: ``loss`` (mean cross-entropy over its scored tokens,
+        nats), ``num_tokens`` (how many were scored) and ``num_correct`` (argmax hits), each ``(b,)``.
+        A sequence with no scored token has loss NaN."""
+        logits, labels = self.sequence_logits_and_labels(batch)
+        scored = labels != IGNORE_INDEX  # (b, t)
+        nll = F.cross_entropy(
+            logits.float().transpose(1, 2), labels, ignore_index=IGNORE_INDEX, reduction="none"
+        )  # (b, t), 0 where ignored
+        num_tokens = scored.sum(dim=1)
+        correct = (logits.argmax(dim=-1) == labels) & scored
+        return {"loss": nll.sum(dim=1) / num_tokens, "num_tokens": num_tokens, "num_correct": correct.sum(dim=1)}
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Weight decay on matrix weights only: decaying norms, biases or embeddings pulls them

@@ -29,6 +29,9 @@ class MaskedLM(LanguageModelTask):
         logits = self.model.mlm_head(hidden[selected])  # (n, v)
         return logits[None], batch["labels"][selected][None]  # (1, n, v), (1, n)
 
+    def sequence_logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        return self.model(batch["input_ids"], batch.get("attention_mask")), batch["labels"]  # (b, t, v), (b, t)
+
 
 class CausalLM(LanguageModelTask):
     """Next-token prediction: the logits at position i score token i + 1. Arguments as in
