@@ -230,9 +230,11 @@ def test_impossible_vocab_size_names_the_limit() -> None:
     assert "--data.vocab_size" in assert_one_line(info.value)
 
 
-def test_predict_is_not_supported() -> None:
-    with pytest.raises(NotImplementedError, match="predict"):
-        TextDataModule(**FAST).predict_dataloader()
+def test_predict_reads_the_validation_split_in_order() -> None:
+    dm = TextDataModule(**FAST)
+    predict, val = dm.predict_dataloader(), dm.val_dataloader()
+    for a, b in zip(predict, val, strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ---------------------------------------------------------------------------------------------
