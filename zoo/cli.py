@@ -104,6 +104,7 @@ def run(args: list[str] | None = None) -> ZooCLI:
 EXTRA_COMMANDS = {
     "convert": "zoo.commands.convert",
     "generate": "zoo.commands.generate",
+    "compare": "zoo.commands.compare",
 }
 
 
