@@ -15,3 +15,19 @@ os.environ.setdefault("ZOO_CACHE_DIR", tempfile.mkdtemp(prefix="zoo-test-cache-"
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+# Folders of tiny-model tests: tiny tensors gain nothing from intra-op threads, and on a busy 2-core
+# machine OpenMP workers contending with other processes made them up to 20x slower.
+ONE_THREAD_FOLDERS = {"blocks", "models", "interop", "generation", "compare"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_tiny_models(request):
+    if request.path.parent.name not in ONE_THREAD_FOLDERS:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
