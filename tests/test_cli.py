@@ -144,6 +144,8 @@ def test_help_and_print_config(workdir, cache_dir):
                             cwd=workdir, cache_dir=cache_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "num_kv_heads: 2" in result.stdout and "class_path: zoo.tasks.CausalLM" in result.stdout
+    top = zoo_subprocess("--help", cwd=workdir, cache_dir=cache_dir)
+    assert top.returncode == 0 and "convert, generate, compare" in top.stdout and "fit" in top.stdout
     help_result = zoo_subprocess("fit", "--model.help", "zoo.tasks.CausalLM", cwd=workdir, cache_dir=cache_dir)
     assert help_result.returncode == 0
     assert "num_kv_heads" in help_result.stdout

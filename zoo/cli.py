@@ -111,6 +111,10 @@ EXTRA_COMMANDS = {
 def main() -> None:
     """Console-script entry point (``zoo``): bad input ends in one line, not a traceback
     (set ZOO_DEBUG=1 for the traceback)."""
+    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
+        # LightningCLI's help knows only its own subcommands.
+        print(f"zoo commands: fit, validate, test, predict (LightningCLI, below); {', '.join(EXTRA_COMMANDS)} "
+              "(zoo COMMAND --help)\n")
     try:
         if len(sys.argv) > 1 and sys.argv[1] in EXTRA_COMMANDS:
             command = importlib.import_module(EXTRA_COMMANDS[sys.argv[1]])
