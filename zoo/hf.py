@@ -684,6 +684,9 @@ def to_hf(model: ZooModel) -> Any:
 
     family = _family_of_zoo(model)
     config = model.config
+    if config.resolved_scale_embedding:
+        raise _refuse(f"zoo {type(model).__name__} -> {family.hf_class}", "scale_embedding", True,
+                      "cannot be exported: its token embeddings are not scaled by sqrt(embed_dim)")
     hf = getattr(transformers, family.hf_class)(family.hf_config(config))
     head = hf.get_output_embeddings().weight
     if not config.tie_embeddings and head is hf.get_input_embeddings().weight:

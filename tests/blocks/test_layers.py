@@ -111,6 +111,30 @@ def test_absolute_positions_are_added_to_embeddings(position, placement):
     torch.testing.assert_close(stack(x), expected)
 
 
+@pytest.mark.parametrize("position", ["learned", "sinusoidal", "rotary"])
+def test_embed_scale_multiplies_embeddings_before_positions(position):
+    scaled = _stack(position, embed_scale=3.0)
+    plain = _stack(position)
+    plain.load_state_dict(scaled.state_dict())
+    x, positions = torch.randn(2, 6, E), torch.arange(6)[None]
+    if scaled.absolute_positions is None:
+        torch.testing.assert_close(scaled(x), plain(3.0 * x))
+    else:  # the positions are added unscaled
+        expected = _stack("none")
+        expected.load_state_dict(scaled.state_dict(), strict=False)
+        torch.testing.assert_close(scaled(x), expected(3.0 * x + scaled.absolute_positions(positions)))
+
+
+def test_scale_embedding_defaults_to_the_sinusoidal_recipe():
+    from zoo.models import GPTConfig, T5Config
+
+    assert GPTConfig(position="sinusoidal").resolved_scale_embedding
+    assert not any(GPTConfig(position=p).resolved_scale_embedding for p in ("learned", "rotary", "alibi", "none"))
+    assert not T5Config().resolved_scale_embedding and T5Config(scale_embedding=True).resolved_scale_embedding
+    assert GPTConfig(position="sinusoidal", scale_embedding=False).stack_kwargs()["embed_scale"] == 1.0
+    assert GPTConfig(position="sinusoidal", embed_dim=64).stack_kwargs()["embed_scale"] == 8.0
+
+
 def test_pre_norm_stack_ends_in_norm_and_post_norm_starts_with_one():
     x = torch.randn(2, 6, E)
     pre = _stack("none", norm_placement="pre")

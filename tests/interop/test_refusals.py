@@ -122,6 +122,8 @@ TINY = dict(vocab_size=100, embed_dim=32, num_layers=1, num_heads=4)
 
 @pytest.mark.parametrize("model,match", [
     (GPT(GPTConfig(**TINY, position="alibi")), r"position='alibi' cannot be exported"),
+    (GPT(GPTConfig(**TINY, scale_embedding=True)), r"GPT2LMHeadModel: scale_embedding=True cannot be exported"),
+    (T5(T5Config(**TINY, scale_embedding=True)), r"scale_embedding=True cannot be exported"),
     (GPT(GPTConfig(**TINY, position="rotary")), r"LlamaForCausalLM: norm='layernorm' cannot be exported"),
     (GPT(GPTConfig(**TINY, norm="rmsnorm")), r"GPT2LMHeadModel: norm='rmsnorm' cannot be exported"),
     (GPT(GPTConfig(**TINY, bias=False)), r"bias=False cannot be exported"),

@@ -73,6 +73,7 @@ class TransformerStack(nn.Module):
         bias: Biases in linear layers and LayerNorm.
         causal: Each position sees only itself and earlier ones (decoders).
         cross_attention: Layers attend to a ``context`` (the decoder of an encoder-decoder).
+        embed_scale: Multiplies the input embeddings before absolute positions are added.
         head_dim: Per-head width (``None`` = ``embed_dim // num_heads``).
         attention_scale: Score scale (``None`` = ``1/sqrt(head_dim)``).
         attn_implementation: ``sdpa`` or ``eager``.
@@ -105,11 +106,13 @@ class TransformerStack(nn.Module):
         rope_base: float = 10000.0,
         relative_num_buckets: int = 32,
         relative_max_distance: int = 128,
+        embed_scale: float = 1.0,
     ):
         super().__init__()
         if position not in POSITIONS:
             raise ValueError(f"position={position!r} is not a known position scheme; choose one of {list(POSITIONS)}")
         self.position, self.max_seq_len, self.causal = position, max_seq_len, causal
+        self.embed_scale = embed_scale
         self.absolute_positions = self.rotary = self.position_bias = None
         if position == "learned":
             self.absolute_positions = LearnedPositions(max_seq_len, embed_dim)
@@ -180,6 +183,8 @@ class TransformerStack(nn.Module):
                     key_positions = torch.cat((cache.positions, position_ids.expand(b, -1)), dim=1)
                 cache.positions = key_positions.expand(b, -1)
 
+        if self.embed_scale != 1.0:
+            x = x * self.embed_scale
         if self.absolute_positions is not None:
             x = x + self.absolute_positions(position_ids).to(x.dtype)
         rope = self.rotary(position_ids) if self.rotary is not None else None

@@ -40,6 +40,10 @@ class TransformerConfig:
         rope_base: Rotary frequency base (position=rotary).
         relative_num_buckets: T5 relative-bias buckets (position=relative).
         relative_max_distance: T5 relative-bias max distance (position=relative).
+        scale_embedding: Multiply token embeddings by sqrt(embed_dim) before positions are added
+            (Vaswani et al., 2017; Hugging Face Marian's ``scale_embedding``); null = only with
+            sinusoidal positions, whose fixed unit-amplitude waves would otherwise swamp token
+            embeddings initialised at ``init_std``.
         init_std: Standard deviation of the normal weight initialisation.
         pad_token_id: Padding id (linked from the data module).
         bos_token_id: Beginning-of-sequence id (linked from the data module).
@@ -67,6 +71,7 @@ class TransformerConfig:
     rope_base: float = 10000.0
     relative_num_buckets: int = 32
     relative_max_distance: int = 128
+    scale_embedding: bool | None = None
     init_std: float = 0.02
     pad_token_id: int = 0
     bos_token_id: int = 2
@@ -108,6 +113,10 @@ class TransformerConfig:
     def resolved_ffn_dim(self) -> int:
         return self.ffn_dim or default_ffn_dim(self.embed_dim, self.activation)
 
+    @property
+    def resolved_scale_embedding(self) -> bool:
+        return self.position == "sinusoidal" if self.scale_embedding is None else self.scale_embedding
+
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the model's function and weight shapes, defaults resolved: two
         configs with equal ``architecture()`` build the same model and load each other's weights.
@@ -126,6 +135,7 @@ class TransformerConfig:
                 for name in names:
                     values.pop(name)
         values.update(head_dim=self.resolved_head_dim, ffn_dim=self.resolved_ffn_dim,
+                      scale_embedding=self.resolved_scale_embedding,
                       num_kv_heads=self.num_kv_heads or self.num_heads)
         return values
 
@@ -139,6 +149,7 @@ class TransformerConfig:
             head_dim=self.head_dim, attention_scale=self.attention_scale,
             attn_implementation=self.attn_implementation, rope_base=self.rope_base,
             relative_num_buckets=self.relative_num_buckets, relative_max_distance=self.relative_max_distance,
+            embed_scale=self.embed_dim**0.5 if self.resolved_scale_embedding else 1.0,
         )
 
     def to_dict(self) -> dict[str, Any]:
