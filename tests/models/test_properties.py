@@ -87,3 +87,22 @@ def test_sdpa_equals_eager(family, position, num_kv_heads):
         atol=ATOL,
         rtol=1e-5,
     )
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("position", POSITIONS)
+def test_bfloat16_autocast_and_pure_bfloat16_follow_float32(family, position):
+    """What `--trainer.precision bf16-mixed` / `bf16-true` run: padded batches, forward and backward."""
+    model = build(family, position=position)
+    ids = random_ids(2, 10)
+    mask = torch.ones(2, 10, dtype=torch.long)
+    mask[0, -3:] = 0
+    reference = logits(model, family, ids, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = logits(model, family, ids, mask)
+    mixed.float().sum().backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in model.parameters())
+    pure = logits(model.to(torch.bfloat16), family, ids, mask)
+    for out in (mixed, pure):
+        real = mask.bool()[..., None].expand_as(reference)
+        assert (out.float() - reference)[real].abs().max() < 0.05 * reference.abs().max()
