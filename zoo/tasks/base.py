@@ -35,6 +35,42 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: 
     return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups with weight decay on matrix weights only: decaying norms, biases or
+    embeddings pulls them towards zero for no gain (Loshchilov & Hutter, 2019; common practice since
+    GPT-2). Tied weights appear once; frozen ones not at all."""
+    embeddings = {id(m.weight) for m in module.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay = [], []
+    for param in module.parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def adamw_with_schedule(
+    groups: list[dict[str, Any]],
+    *,
+    lr: float,
+    betas: tuple[float, float],
+    warmup_steps: int,
+    total_steps: int | None,
+    min_lr_ratio: float,
+    eps: float = 1e-8,
+) -> dict[str, Any]:
+    """AdamW and a per-step linear warmup, then cosine decay to ``min_lr_ratio``·lr over
+    ``total_steps`` (None = constant after warmup), as Lightning's ``configure_optimizers`` returns."""
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+
+    def schedule(step: int) -> float:
+        if total_steps is None:
+            return min(1.0, (step + 1) / max(1, warmup_steps))
+        return warmup_cosine(step, warmup_steps, total_steps, min_lr_ratio)
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
 class LanguageModelTask(L.LightningModule):
     """Base LightningModule of the zoo's objectives (not used directly).
 
@@ -167,35 +203,13 @@ class LanguageModelTask(L.LightningModule):
         return {"loss": nll.sum(dim=1) / num_tokens, "num_tokens": num_tokens, "num_correct": correct.sum(dim=1)}
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Weight decay on matrix weights only: decaying norms, biases or embeddings pulls them
-        towards zero for no gain (Loshchilov & Hutter, 2019; common practice since GPT-2)."""
-        no_decay_ids = {id(m.weight) for m in self.model.modules() if isinstance(m, nn.Embedding)}
-        decay, no_decay = [], []
-        for param in self.model.parameters():  # tied weights appear once
-            if not param.requires_grad:
-                continue
-            is_matrix = param.ndim >= 2 and id(param) not in no_decay_ids
-            (decay if is_matrix else no_decay).append(param)
-        return [
-            {"params": decay, "weight_decay": self.hparams.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        return decay_groups(self.model, self.hparams.weight_decay)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.AdamW(
-            self.parameter_groups(), lr=self.hparams.lr, betas=tuple(self.hparams.betas), eps=self.hparams.eps
-        )
-        warmup, min_ratio = self.hparams.warmup_steps, self.hparams.min_lr_ratio
-        if self.hparams.scheduler == "constant":
-            def schedule(step: int) -> float:
-                return min(1.0, (step + 1) / max(1, warmup))
-        else:
-            total = self.hparams.max_steps or int(self.trainer.estimated_stepping_batches)
-
-            def schedule(step: int) -> float:
-                return warmup_cosine(step, warmup, total, min_ratio)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        h = self.hparams
+        total = None if h.scheduler == "constant" else h.max_steps or int(self.trainer.estimated_stepping_batches)
+        return adamw_with_schedule(self.parameter_groups(), lr=h.lr, betas=h.betas, eps=h.eps,
+                                   warmup_steps=h.warmup_steps, total_steps=total, min_lr_ratio=h.min_lr_ratio)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TASK_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"

@@ -48,7 +48,7 @@ from zoo.data.suite import TaskData, TaskKind, token_byte_lengths
 from zoo.data.tokenizers import Tokenizer
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config, TransformerConfig
 from zoo.models.base import ZooModel
-from zoo.tasks.base import IGNORE_INDEX, warmup_cosine
+from zoo.tasks.base import IGNORE_INDEX, adamw_with_schedule, decay_groups
 from zoo.tasks.metrics import BitsPerByte, ExactMatch
 
 Shape = Literal["encoder", "decoder", "encoder-decoder"]
@@ -522,19 +522,10 @@ class SuiteTask(L.LightningModule):
         return self._shared_step(batch, "test")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        embeddings = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
-        decay, no_decay = [], []
-        for param in self.parameters():  # tied weights appear once
-            (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
-        groups = [{"params": decay, "weight_decay": self.hparams.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW(groups, lr=self.hparams.lr, betas=tuple(self.hparams.betas))
-        total = self.hparams.max_steps or int(self.trainer.estimated_stepping_batches)
-        warmup, min_ratio = self.hparams.warmup_steps, self.hparams.min_lr_ratio
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: warmup_cosine(step, warmup, total, min_ratio)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        h = self.hparams
+        return adamw_with_schedule(decay_groups(self, h.weight_decay), lr=h.lr, betas=h.betas,
+                                   warmup_steps=h.warmup_steps, min_lr_ratio=h.min_lr_ratio,
+                                   total_steps=h.max_steps or int(self.trainer.estimated_stepping_batches))
 
 
 class SuiteSeq2Seq(SuiteTask):
