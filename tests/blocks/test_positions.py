@@ -110,10 +110,10 @@ def test_alibi_slopes_for_six_heads_follow_the_paper_rule():
 
 @pytest.mark.parametrize("num_heads", [1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20])
 def test_alibi_slopes_match_reference_and_bloom(num_heads):
-    from transformers.models.bloom.modeling_bloom import build_alibi_tensor
-
     ours = alibi_slopes(num_heads)
     torch.testing.assert_close(ours, torch.tensor(_press_slopes(num_heads)))
+    bloom_module = pytest.importorskip("transformers.models.bloom.modeling_bloom")  # the hf extra
+    build_alibi_tensor = bloom_module.build_alibi_tensor
     # BLOOM's alibi at key position 1 (all keys real) is exactly each head's slope.
     bloom = build_alibi_tensor(torch.ones(1, 3), num_heads, torch.float32)[:, 0, 1]
     torch.testing.assert_close(ours, bloom)
@@ -136,7 +136,7 @@ def test_alibi_bias_is_minus_slope_times_distance():
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize(("num_buckets", "max_distance"), [(32, 128), (16, 64), (8, 20), (64, 256), (32, 32)])
 def test_t5_relative_bucket_matches_hugging_face(bidirectional, num_buckets, max_distance):
-    from transformers.models.t5.modeling_t5 import T5Attention
+    T5Attention = pytest.importorskip("transformers.models.t5.modeling_t5").T5Attention  # the hf extra
 
     relative = torch.arange(-400, 401)[None, :] + torch.arange(0, 3)[:, None]  # a grid of signed offsets
     ours = t5_relative_bucket(relative, bidirectional, num_buckets, max_distance)

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 from zoo.hf import from_hf, save_pretrained
 
@@ -22,6 +21,8 @@ from .helpers import (
     transformers,
     zoo_logits,
 )
+
+safetensors = pytest.importorskip("safetensors.torch")  # with transformers, in the hf extra
 
 # One case per architecture, plus the untied T5 (its head survives save_pretrained only untied).
 FILE_CASES = [("bert", "3heads-gelu_new-untied-3types"), ("gpt2", "4heads-tied"), ("llama", "gqa2-untied"),
@@ -62,7 +63,7 @@ def test_sharded_and_bin_weights(tmp_path):
     names = sorted(state)
     shards = {"model-1.safetensors": names[: len(names) // 2], "model-2.safetensors": names[len(names) // 2:]}
     for file, keys in shards.items():
-        save_file({k: state[k] for k in keys}, tmp_path / file)
+        safetensors.save_file({k: state[k] for k in keys}, tmp_path / file)
     weight_map = {k: file for file, keys in shards.items() for k in keys}
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
     inputs = batch("llama")
@@ -79,8 +80,8 @@ def test_original_gpt2_names_without_prefix(tmp_path):
     """The first GPT-2 files name tensors without the `transformer.` prefix of GPT2LMHeadModel."""
     hf = build("gpt2", "4heads-tied")
     hf.save_pretrained(tmp_path)
-    state = load_file(tmp_path / "model.safetensors")
-    save_file({k.removeprefix("transformer."): v for k, v in state.items()}, tmp_path / "model.safetensors")
+    state = safetensors.load_file(tmp_path / "model.safetensors")
+    safetensors.save_file({k.removeprefix("transformer."): v for k, v in state.items()}, tmp_path / "model.safetensors")
     inputs = batch("gpt2")
     model = from_hf(tmp_path)
     assert max_diff(hf_logits(hf, inputs), zoo_logits(model, "gpt2", inputs), "gpt2", inputs) <= TOLERANCE

@@ -6,12 +6,13 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
 from zoo.hf import from_hf, to_hf
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
 
 from .helpers import COMMON, CONFIG_CLASSES, HF_CLASSES, build, transformers
+
+safetensors = pytest.importorskip("safetensors.torch")  # with transformers, in the hf extra
 
 SMALL = {
     "bert": dict(hidden_size=32, num_attention_heads=4, intermediate_size=64),
@@ -86,9 +87,9 @@ def test_invalid_hf_config_file_is_one_line(tmp_path):
 
 
 def edit_weights(directory, edit):
-    state = load_file(directory / "model.safetensors")
+    state = safetensors.load_file(directory / "model.safetensors")
     edit(state)
-    save_file(state, directory / "model.safetensors")
+    safetensors.save_file(state, directory / "model.safetensors")
 
 
 @pytest.mark.parametrize("arch,edit,match", [
