@@ -14,7 +14,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from zoo.data.corpus import builtin_corpus, split_documents  # noqa: E402
+from zoo.data.corpus import builtin_corpus  # noqa: E402
+from zoo.data.splits import split_documents  # noqa: E402
 from zoo.data.tokenizers import CharTokenizer, SentencePieceTokenizer  # noqa: E402
 
 from .helpers import SMALL_DOCS, SMALL_VOCAB  # noqa: E402

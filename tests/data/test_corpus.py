@@ -15,8 +15,8 @@ from zoo.data.corpus import (
     documents_fingerprint,
     load_texts,
     resolve_data_files,
-    split_documents,
 )
+from zoo.data.splits import split_documents
 
 from .helpers import assert_one_line
 

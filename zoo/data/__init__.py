@@ -6,7 +6,8 @@ imported on first use, so models and notebooks can tokenize without paying for L
 
 from typing import TYPE_CHECKING, Any
 
-from zoo.data.corpus import builtin_corpus, load_texts, split_documents
+from zoo.data.corpus import builtin_corpus, load_texts
+from zoo.data.splits import split_documents
 from zoo.data.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer
 
 if TYPE_CHECKING:

@@ -77,45 +77,6 @@ def documents_fingerprint(docs: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def _unit_hash(text: str, seed: int) -> float:
-    """A stable pseudo-random number in [0, 1) that depends only on the text and the seed."""
-    data = f"{seed}\x00{text}".encode("utf-8", errors="surrogatepass")
-    value = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
-    return value / 2**64
-
-
-def split_documents(docs: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Split documents into train and validation by a hash of each text.
-
-    A document's side depends only on its own text and the seed, never on its position, so adding
-    or reordering documents does not move the others, and duplicates never straddle the split.
-
-    Args:
-        docs: The documents.
-        val_fraction: Expected fraction of documents in validation, in (0, 1).
-        seed: Changes which documents go to validation.
-
-    Returns:
-        `(train, validation)`, each in the input order. With at least two distinct documents both
-        are non-empty: if hashing leaves a side empty, the document nearest the cut moves over.
-
-    Raises:
-        ValueError: If `val_fraction` is outside (0, 1).
-    """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    scores = {doc: _unit_hash(doc, seed) for doc in dict.fromkeys(docs)}
-    val_texts = {doc for doc, score in scores.items() if score < val_fraction}
-    if len(scores) >= 2:
-        if not val_texts:
-            val_texts = {min(scores, key=scores.__getitem__)}
-        elif len(val_texts) == len(scores):
-            val_texts.discard(max(scores, key=scores.__getitem__))
-    train = [doc for doc in docs if doc not in val_texts]
-    val = [doc for doc in docs if doc in val_texts]
-    return train, val
-
-
 # ---------------------------------------------------------------------------------------------
 # User files
 

@@ -31,7 +31,6 @@ from zoo.data.corpus import (
     documents_fingerprint,
     load_texts,
     resolve_data_files,
-    split_documents,
 )
 from zoo.data.objectives import (
     CLMCollator,
@@ -41,6 +40,7 @@ from zoo.data.objectives import (
     span_corruption_lengths,
     span_corruption_raw_length,
 )
+from zoo.data.splits import split_documents
 from zoo.data.tokenizers import NUM_SENTINELS, Tokenizer, cached_tokenizer_file, load_tokenizer
 
 Objective = Literal["mlm", "clm", "span"]

@@ -60,8 +60,12 @@ class MLMHead(nn.Module):
         self.decoder = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
+    def transform(self, x: Tensor) -> Tensor:
+        """dense → activation → norm: the per-position transform before the vocabulary projection."""
+        return self.norm(self.act(self.dense(x)))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.decoder(self.norm(self.act(self.dense(x)))) + self.bias
+        return self.decoder(self.transform(x)) + self.bias
 
 
 class BERT(ZooModel):

@@ -77,6 +77,16 @@ class GPT(ZooModel):
             position_ids: ``(b, t)`` positions; needed for left-padded batches.
             cache: From ``new_cache()``; updated in place so the next call feeds only new tokens.
         """
+        return self.lm_head(self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache))
+
+    def hidden_states(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        *,
+        position_ids: Tensor | None = None,
+        cache: StackCache | None = None,
+    ) -> Tensor:
+        """The final-norm output ``(b, t, e)`` that the LM head reads; arguments as in ``forward``."""
         x = self.embed_tokens(input_ids)  # (b, t, e)
-        x = self.decoder(x, attention_mask=attention_mask, position_ids=position_ids, cache=cache)
-        return self.lm_head(x)  # (b, t, v)
+        return self.decoder(x, attention_mask=attention_mask, position_ids=position_ids, cache=cache)

@@ -123,13 +123,27 @@ class T5(ZooModel):
     ) -> Tensor:
         """Logits ``(b, t, v)`` for ``decoder_input_ids`` ``(b, t)`` given the encoder's output;
         ``attention_mask`` ``(b, s)`` masks the encoder output."""
-        x = self.decoder(
-            self.embed_tokens(decoder_input_ids), attention_mask=decoder_attention_mask,
-            context=encoder_output, context_mask=attention_mask, cache=cache,
+        x = self.decoder_hidden_states(
+            decoder_input_ids, encoder_output, attention_mask, decoder_attention_mask, cache=cache
         )
         if self.config.resolved_scale_decoder_output:
             x = x * self.config.embed_dim**-0.5  # keeps tied logits at the scale T5 trains with
         return self.lm_head(x)
+
+    def decoder_hidden_states(
+        self,
+        decoder_input_ids: Tensor,
+        encoder_output: Tensor,
+        attention_mask: Tensor | None = None,
+        decoder_attention_mask: Tensor | None = None,
+        *,
+        cache: StackCache | None = None,
+    ) -> Tensor:
+        """The decoder's final-norm output ``(b, t, e)`` (before the output scaling and head)."""
+        return self.decoder(
+            self.embed_tokens(decoder_input_ids), attention_mask=decoder_attention_mask,
+            context=encoder_output, context_mask=attention_mask, cache=cache,
+        )
 
     def forward(
         self,
