@@ -369,15 +369,12 @@ def _check_prompt(model: GPT | T5, input_ids: Tensor, attention_mask: Tensor | N
             raise ValueError("decoder prompts must be left-padded (attention_mask ends with 1 in every row); "
                              "pad on the left, as Hugging Face does with padding_side='left'")
     c = model.config
-    if c.position == "learned":
-        prompt = s if isinstance(model, GPT) else 0
-        if isinstance(model, T5) and s > c.max_seq_len:
-            raise ValueError(f"prompt length {s} exceeds max_seq_len={c.max_seq_len} of the learned position table")
-        if prompt + config.max_new_tokens > c.max_seq_len:
-            what = f"prompt length {s} + max_new_tokens={config.max_new_tokens}" if prompt else \
-                f"max_new_tokens={config.max_new_tokens}"
-            raise ValueError(f"{what} exceeds max_seq_len={c.max_seq_len} of the learned position table; "
-                             "shorten the prompt or lower max_new_tokens")
+    if isinstance(model, T5):
+        c.check_sequence_length(s, "prompt length")
+        c.check_sequence_length(config.max_new_tokens, "max_new_tokens")
+    else:
+        n = config.max_new_tokens
+        c.check_sequence_length(s + n, f"prompt length {s} + max_new_tokens={n} =")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -3,8 +3,11 @@
 import pytest
 import torch
 
+from zoo.blocks.feed_forward import FeedForward
 from zoo.blocks.layers import DecoderLayer, EncoderLayer
 from zoo.blocks.stack import StackCache, TransformerStack
+from zoo.models import GPTConfig
+from zoo.models.builders import attention_block, transformer_layer, transformer_stack
 
 E, H = 32, 4
 
@@ -17,8 +20,14 @@ def _randomise_norms(module: torch.nn.Module) -> None:
                 p.normal_()
 
 
+def _config(**fields) -> GPTConfig:
+    return GPTConfig(**{"vocab_size": 16, "embed_dim": E, "num_heads": H, "ffn_dim": 48, "dropout": 0.0, **fields})
+
+
 def _layer(cls, placement: str, norm: str = "layernorm"):
-    layer = cls(embed_dim=E, num_heads=H, num_kv_heads=2, ffn_dim=48, norm=norm, norm_placement=placement)
+    config = _config(num_kv_heads=2, norm=norm, norm_placement=placement)
+    layer = transformer_layer(config, cross_attention=cls is DecoderLayer)
+    assert type(layer) is cls
     _randomise_norms(layer)
     return layer.eval()
 
@@ -62,16 +71,29 @@ def test_post_norm_decoder_layer():
 
 
 def test_invalid_norm_placement():
+    norm = torch.nn.LayerNorm(E)
     with pytest.raises(ValueError, match="middle"):
-        EncoderLayer(embed_dim=E, num_heads=H, norm_placement="middle")
+        EncoderLayer(MultiHeadAttentionOf(), FeedForward(E, 48), self_attn_norm=norm, ffn_norm=norm,
+                     norm_placement="middle")
+
+
+def test_decoder_layer_needs_a_cross_attention_block():
+    norm = torch.nn.LayerNorm(E)
+    with pytest.raises(ValueError, match="cross_attention=True"):
+        DecoderLayer(MultiHeadAttentionOf(), MultiHeadAttentionOf(), FeedForward(E, 48), self_attn_norm=norm,
+                     cross_attn_norm=norm, ffn_norm=norm)
+
+
+def MultiHeadAttentionOf():  # noqa: N802 - reads as the class it builds
+    return attention_block(_config())
 
 
 # --- stack ----------------------------------------------------------------------------------------
 
 
-def _stack(position: str, **kwargs) -> TransformerStack:
-    kwargs = {"num_layers": 2, "embed_dim": E, "num_heads": H, "ffn_dim": 48, "max_seq_len": 8, **kwargs}
-    return TransformerStack(position=position, **kwargs).eval()
+def _stack(position: str, causal: bool = False, **fields) -> TransformerStack:
+    config = _config(**{"num_layers": 2, "max_seq_len": 8, "position": position, **fields})
+    return transformer_stack(config, causal=causal).eval()
 
 
 def test_learned_positions_reject_longer_sequences():
@@ -99,10 +121,15 @@ def test_unknown_position_names_value():
         _stack("xpos")
 
 
+def test_stack_refuses_a_module_that_is_no_position_scheme():
+    with pytest.raises(ValueError, match="Linear has no kind"):
+        TransformerStack([], torch.nn.Linear(2, 2))
+
+
 @pytest.mark.parametrize("placement", ["pre", "post"])
 @pytest.mark.parametrize("position", ["learned", "sinusoidal"])
 def test_absolute_positions_are_added_to_embeddings(position, placement):
-    stack = _stack(position, norm_placement=placement)
+    stack = _stack(position, norm_placement=placement, scale_embedding=False)
     plain = _stack("none", norm_placement=placement)
     _randomise_norms(stack)
     plain.load_state_dict(stack.state_dict(), strict=False)
@@ -113,26 +140,27 @@ def test_absolute_positions_are_added_to_embeddings(position, placement):
 
 @pytest.mark.parametrize("position", ["learned", "sinusoidal", "rotary"])
 def test_embed_scale_multiplies_embeddings_before_positions(position):
-    scaled = _stack(position, embed_scale=3.0)
-    plain = _stack(position)
+    scaled = _stack(position, scale_embedding=True)
+    plain = _stack(position, scale_embedding=False)
     plain.load_state_dict(scaled.state_dict())
     x, positions = torch.randn(2, 6, E), torch.arange(6)[None]
+    factor = E**0.5
     if scaled.absolute_positions is None:
-        torch.testing.assert_close(scaled(x), plain(3.0 * x))
+        torch.testing.assert_close(scaled(x), plain(factor * x))
     else:  # the positions are added unscaled
         expected = _stack("none")
         expected.load_state_dict(scaled.state_dict(), strict=False)
-        torch.testing.assert_close(scaled(x), expected(3.0 * x + scaled.absolute_positions(positions)))
+        torch.testing.assert_close(scaled(x), expected(factor * x + scaled.absolute_positions(positions)))
 
 
 def test_scale_embedding_defaults_to_the_sinusoidal_recipe():
-    from zoo.models import GPTConfig, T5Config
+    from zoo.models import T5Config
 
     assert GPTConfig(position="sinusoidal").resolved_scale_embedding
     assert not any(GPTConfig(position=p).resolved_scale_embedding for p in ("learned", "rotary", "alibi", "none"))
     assert not T5Config().resolved_scale_embedding and T5Config(scale_embedding=True).resolved_scale_embedding
-    assert GPTConfig(position="sinusoidal", scale_embedding=False).stack_kwargs()["embed_scale"] == 1.0
-    assert GPTConfig(position="sinusoidal", embed_dim=64).stack_kwargs()["embed_scale"] == 8.0
+    assert GPTConfig(position="sinusoidal", scale_embedding=False).embed_scale == 1.0
+    assert GPTConfig(position="sinusoidal", embed_dim=64).embed_scale == 8.0
 
 
 def test_pre_norm_stack_ends_in_norm_and_post_norm_starts_with_one():

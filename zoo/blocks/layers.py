@@ -13,9 +13,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from zoo.blocks.attention import AttnImplementation, KVCache, MultiHeadAttention
-from zoo.blocks.feed_forward import FeedForward, default_ffn_dim
-from zoo.blocks.norms import build_norm
+from zoo.blocks.attention import KVCache, MultiHeadAttention
 
 NormPlacement = Literal["pre", "post"]
 
@@ -39,51 +37,36 @@ class LayerCache:
 class EncoderLayer(nn.Module):
     """Self-attention (optionally causal) followed by a feed-forward block, each in a residual.
 
+    Takes its sub-modules ready-made (``zoo.models.builders.transformer_layer`` builds them from a
+    config), so the layer is only the residual wiring.
+
     Args:
-        embed_dim: Model width.
-        num_heads: Query heads.
-        num_kv_heads: Key/value heads (GQA/MQA when fewer than ``num_heads``).
-        ffn_dim: Feed-forward hidden width.
-        activation: Feed-forward activation name (see ``zoo.blocks.feed_forward.ACTIVATIONS``).
-        norm: Norm name (see ``zoo.blocks.norms.NORMS``).
+        self_attn: Self-attention.
+        ffn: Feed-forward block.
+        self_attn_norm: Norm of the attention residual.
+        ffn_norm: Norm of the feed-forward residual.
         norm_placement: ``pre`` or ``post``.
-        norm_eps: Norm epsilon.
-        dropout: Dropout on residual branches and attention weights.
-        bias: Biases in linear layers and LayerNorm.
-        head_dim: Per-head width (defaults to ``embed_dim // num_heads``).
-        attention_scale: Score scale (``None`` = ``1/sqrt(head_dim)``).
-        attn_implementation: ``sdpa`` or ``eager``.
+        dropout: Dropout on the residual branches.
     """
 
     def __init__(
         self,
-        embed_dim: int,
-        num_heads: int,
-        num_kv_heads: int | None = None,
-        ffn_dim: int | None = None,
-        activation: str = "gelu",
-        norm: str = "layernorm",
+        self_attn: MultiHeadAttention,
+        ffn: nn.Module,
+        *,
+        self_attn_norm: nn.Module,
+        ffn_norm: nn.Module,
         norm_placement: NormPlacement = "pre",
-        norm_eps: float = 1e-5,
         dropout: float = 0.0,
-        bias: bool = True,
-        head_dim: int | None = None,
-        attention_scale: float | None = None,
-        attn_implementation: AttnImplementation = "sdpa",
     ):
         super().__init__()
         if norm_placement not in ("pre", "post"):
             raise ValueError(f"norm_placement={norm_placement!r} is not valid; choose 'pre' or 'post'")
         self.pre_norm = norm_placement == "pre"
-        self._attention_args = dict(
-            embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim,
-            dropout=dropout, bias=bias, scale=attention_scale, attn_implementation=attn_implementation,
-        )
-        self._norm_args = dict(name=norm, dim=embed_dim, eps=norm_eps, bias=bias)
-        self.self_attn = MultiHeadAttention(**self._attention_args)
-        self.self_attn_norm = build_norm(**self._norm_args)
-        self.ffn = FeedForward(embed_dim, ffn_dim or default_ffn_dim(embed_dim, activation), activation, bias=bias)
-        self.ffn_norm = build_norm(**self._norm_args)
+        self.self_attn = self_attn
+        self.self_attn_norm = self_attn_norm
+        self.ffn = ffn
+        self.ffn_norm = ffn_norm
         self.dropout = nn.Dropout(dropout)
 
     def residual(self, x: Tensor, norm: nn.Module, fn: Callable[[Tensor], Tensor]) -> Tensor:
@@ -116,12 +99,31 @@ class EncoderLayer(nn.Module):
 
 class DecoderLayer(EncoderLayer):
     """An ``EncoderLayer`` with cross-attention to ``context`` between self-attention and the
-    feed-forward block (the encoder-decoder layer of Vaswani et al. and T5). Same arguments."""
+    feed-forward block (the encoder-decoder layer of Vaswani et al. and T5).
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.cross_attn = MultiHeadAttention(**self._attention_args, cross_attention=True)
-        self.cross_attn_norm = build_norm(**self._norm_args)
+    Args:
+        cross_attn: Attention with ``cross_attention=True``; the other arguments as in ``EncoderLayer``.
+        cross_attn_norm: Norm of the cross-attention residual.
+    """
+
+    def __init__(
+        self,
+        self_attn: MultiHeadAttention,
+        cross_attn: MultiHeadAttention,
+        ffn: nn.Module,
+        *,
+        self_attn_norm: nn.Module,
+        cross_attn_norm: nn.Module,
+        ffn_norm: nn.Module,
+        norm_placement: NormPlacement = "pre",
+        dropout: float = 0.0,
+    ):
+        super().__init__(self_attn, ffn, self_attn_norm=self_attn_norm, ffn_norm=ffn_norm,
+                         norm_placement=norm_placement, dropout=dropout)
+        if not cross_attn.cross_attention:
+            raise ValueError("DecoderLayer: cross_attn must be built with cross_attention=True")
+        self.cross_attn = cross_attn
+        self.cross_attn_norm = cross_attn_norm
 
     def forward(
         self,

@@ -1,9 +1,11 @@
 """Position schemes: none, learned, sinusoidal, rotary (RoPE), ALiBi and T5 relative bias.
 
-They enter the model in three different places, and ``TransformerStack`` routes each:
-- absolute (``learned``, ``sinusoidal``): a ``(b, t, d)`` vector added to the token embeddings;
+They enter the model in three different places — each module's ``kind`` says which, and
+``TransformerStack`` routes it:
+- ``absolute`` (``learned``, ``sinusoidal``): a ``(b, t, d)`` vector added to the token embeddings;
 - ``rotary``: ``(cos, sin)`` that rotate queries and keys inside attention;
-- biases (``alibi``, ``relative``): a float ``(b, h, t, s)`` added to the attention scores.
+- ``bias`` (``alibi``, ``relative``): a float ``(b, h, t, s)`` added to the attention scores.
+Which module a config name builds is ``zoo.models.builders.POSITION_BUILDERS``.
 
 Shapes: b batch (or 1 when positions are shared), t query len, s key len, h heads, d dims.
 Positions are integer tensors ``(b, t)``: absolute indices, so a KV cache or left padding only
@@ -13,19 +15,29 @@ changes which numbers are passed in.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 PositionName = Literal["none", "learned", "sinusoidal", "rotary", "alibi", "relative"]
-POSITIONS = ("none", "learned", "sinusoidal", "rotary", "alibi", "relative")
-ABSOLUTE_POSITIONS = ("learned", "sinusoidal")
-BIAS_POSITIONS = ("alibi", "relative")
+POSITIONS: tuple[str, ...] = get_args(PositionName)
+PositionKind = Literal["absolute", "rotary", "bias"]
+
+
+def check_learned_length(length: int, max_seq_len: int, what: str = "sequence length") -> None:
+    """The one check that ``length`` positions fit a learned table of ``max_seq_len``."""
+    if length > max_seq_len:
+        raise ValueError(
+            f"{what} {length} exceeds max_seq_len={max_seq_len} of the learned position table; "
+            "raise max_seq_len or feed shorter sequences"
+        )
 
 
 class LearnedPositions(nn.Module):
     """A learned table of ``max_seq_len`` absolute position vectors (BERT, GPT-2)."""
+
+    kind: ClassVar[PositionKind] = "absolute"
 
     def __init__(self, max_seq_len: int, embed_dim: int):
         super().__init__()
@@ -38,6 +50,8 @@ class LearnedPositions(nn.Module):
 
 class SinusoidalPositions(nn.Module):
     """Fixed sinusoids of Vaswani et al. (2017): ``PE[p, 2i] = sin(p / 10000^(2i/d))``, cos at ``2i+1``."""
+
+    kind: ClassVar[PositionKind] = "absolute"
 
     def __init__(self, embed_dim: int, base: float = 10000.0):
         super().__init__()
@@ -54,6 +68,8 @@ class SinusoidalPositions(nn.Module):
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (Su et al., 2021) in the "rotate half" layout of GPT-NeoX and LLaMA:
     dimension ``i`` pairs with ``i + d/2``. Scores then depend only on relative offsets."""
+
+    kind: ClassVar[PositionKind] = "rotary"
 
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
@@ -92,6 +108,8 @@ def alibi_slopes(num_heads: int) -> Tensor:
 class ALiBi(nn.Module):
     """Attention with Linear Biases: score bias ``-slope_h · |i - j|``; no position parameters."""
 
+    kind: ClassVar[PositionKind] = "bias"
+
     def __init__(self, num_heads: int):
         super().__init__()
         self.register_buffer("slopes", alibi_slopes(num_heads), persistent=False)
@@ -121,6 +139,8 @@ def t5_relative_bucket(
 
 class T5RelativeBias(nn.Module):
     """T5's learned, bucketed relative position bias: one scalar per (bucket, head)."""
+
+    kind: ClassVar[PositionKind] = "bias"
 
     def __init__(self, num_heads: int, bidirectional: bool, num_buckets: int = 32, max_distance: int = 128):
         super().__init__()

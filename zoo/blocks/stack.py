@@ -9,22 +9,16 @@ normalises the embeddings on the way in (BERT), since each of its layers already
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import get_args
+
 import torch
 from torch import Tensor, nn
 
-from zoo.blocks.attention import AttnImplementation, prepare_attention_mask
-from zoo.blocks.layers import DecoderLayer, EncoderLayer, LayerCache, NormPlacement
+from zoo.blocks.attention import prepare_attention_mask
+from zoo.blocks.layers import EncoderLayer, LayerCache
 from zoo.blocks.masks import padding_mask
-from zoo.blocks.norms import build_norm
-from zoo.blocks.positions import (
-    POSITIONS,
-    ALiBi,
-    LearnedPositions,
-    PositionName,
-    RotaryEmbedding,
-    SinusoidalPositions,
-    T5RelativeBias,
-)
+from zoo.blocks.positions import LearnedPositions, PositionKind, check_learned_length
 
 
 class StackCache:
@@ -55,91 +49,42 @@ class StackCache:
 
 
 class TransformerStack(nn.Module):
-    """Layers, position scheme and norms shared by every family.
+    """Layers, position scheme and norms shared by every family; ``zoo.models.builders`` builds
+    the parts from a config.
 
     Args:
-        num_layers: Number of layers.
-        embed_dim: Model width.
-        num_heads: Query heads.
-        num_kv_heads: Key/value heads (``None`` = ``num_heads``).
-        ffn_dim: Feed-forward hidden width.
-        activation: Feed-forward activation name.
-        norm: Norm name.
-        norm_placement: ``pre`` or ``post``.
-        norm_eps: Norm epsilon.
-        position: One of ``none``, ``learned``, ``sinusoidal``, ``rotary``, ``alibi``, ``relative``.
-        max_seq_len: Size of a learned position table (other schemes are not limited by it).
-        dropout: Dropout on embeddings, residual branches and attention weights.
-        bias: Biases in linear layers and LayerNorm.
+        layers: ``EncoderLayer``s, or ``DecoderLayer``s for a stack that cross-attends to a context.
+        positions: A position module (its ``kind`` says where it enters) or None for no positions.
+        input_norm: Norm on the embeddings (post-norm stacks, BERT); None = none.
+        final_norm: Norm on the output (pre-norm stacks: GPT-2's ``ln_f``, T5, LLaMA); None = none.
+        dropout: Dropout on the embeddings.
         causal: Each position sees only itself and earlier ones (decoders).
-        cross_attention: Layers attend to a ``context`` (the decoder of an encoder-decoder).
         embed_scale: Multiplies the input embeddings before absolute positions are added.
-        head_dim: Per-head width (``None`` = ``embed_dim // num_heads``).
-        attention_scale: Score scale (``None`` = ``1/sqrt(head_dim)``).
-        attn_implementation: ``sdpa`` or ``eager``.
-        rope_base: Rotary frequency base.
-        relative_num_buckets: Buckets of the T5 relative bias.
-        relative_max_distance: Offset beyond which T5 relative buckets are shared.
     """
 
     def __init__(
         self,
+        layers: Sequence[EncoderLayer],
+        positions: nn.Module | None = None,
         *,
-        num_layers: int,
-        embed_dim: int,
-        num_heads: int,
-        num_kv_heads: int | None = None,
-        ffn_dim: int | None = None,
-        activation: str = "gelu",
-        norm: str = "layernorm",
-        norm_placement: NormPlacement = "pre",
-        norm_eps: float = 1e-5,
-        position: PositionName = "learned",
-        max_seq_len: int = 512,
+        input_norm: nn.Module | None = None,
+        final_norm: nn.Module | None = None,
         dropout: float = 0.0,
-        bias: bool = True,
         causal: bool = False,
-        cross_attention: bool = False,
-        head_dim: int | None = None,
-        attention_scale: float | None = None,
-        attn_implementation: AttnImplementation = "sdpa",
-        rope_base: float = 10000.0,
-        relative_num_buckets: int = 32,
-        relative_max_distance: int = 128,
         embed_scale: float = 1.0,
     ):
         super().__init__()
-        if position not in POSITIONS:
-            raise ValueError(f"position={position!r} is not a known position scheme; choose one of {list(POSITIONS)}")
-        self.position, self.max_seq_len, self.causal = position, max_seq_len, causal
-        self.embed_scale = embed_scale
-        self.absolute_positions = self.rotary = self.position_bias = None
-        if position == "learned":
-            self.absolute_positions = LearnedPositions(max_seq_len, embed_dim)
-        elif position == "sinusoidal":
-            self.absolute_positions = SinusoidalPositions(embed_dim)
-        elif position == "rotary":
-            self.rotary = RotaryEmbedding(head_dim or embed_dim // num_heads, base=rope_base)
-        elif position == "alibi":
-            self.position_bias = ALiBi(num_heads)
-        elif position == "relative":
-            self.position_bias = T5RelativeBias(
-                num_heads, bidirectional=not causal,
-                num_buckets=relative_num_buckets, max_distance=relative_max_distance,
-            )
-        layer_cls = DecoderLayer if cross_attention else EncoderLayer
-        self.layers = nn.ModuleList(
-            layer_cls(
-                embed_dim=embed_dim, num_heads=num_heads, num_kv_heads=num_kv_heads, ffn_dim=ffn_dim,
-                activation=activation, norm=norm, norm_placement=norm_placement, norm_eps=norm_eps,
-                dropout=dropout, bias=bias, head_dim=head_dim, attention_scale=attention_scale,
-                attn_implementation=attn_implementation,
-            )
-            for _ in range(num_layers)
-        )
-        pre_norm = norm_placement == "pre"
-        self.input_norm = nn.Identity() if pre_norm else build_norm(norm, embed_dim, norm_eps, bias)
-        self.final_norm = build_norm(norm, embed_dim, norm_eps, bias) if pre_norm else nn.Identity()
+        self.causal, self.embed_scale = causal, embed_scale
+        kind = getattr(positions, "kind", None)
+        if positions is not None and kind not in get_args(PositionKind):
+            raise ValueError(f"positions: {type(positions).__name__} has no kind in {get_args(PositionKind)}")
+        # One attribute per place a scheme can enter; names kept stable for saved state dicts.
+        self.absolute_positions = positions if kind == "absolute" else None
+        self.rotary = positions if kind == "rotary" else None
+        self.position_bias = positions if kind == "bias" else None
+        self.layers = nn.ModuleList(layers)
+        self.input_norm = input_norm if input_norm is not None else nn.Identity()
+        self.final_norm = final_norm if final_norm is not None else nn.Identity()
         self.dropout = nn.Dropout(dropout)
 
     def forward(
@@ -170,11 +115,8 @@ class TransformerStack(nn.Module):
         offset = cache.seq_len if cache is not None else 0
         if position_ids is None:
             position_ids = torch.arange(offset, offset + t, device=x.device)[None]  # (1, t)
-        if self.position == "learned" and offset + t > self.max_seq_len:
-            raise ValueError(
-                f"sequence length {offset + t} exceeds max_seq_len={self.max_seq_len} of the learned "
-                "position table; raise max_seq_len or feed shorter sequences"
-            )
+        if isinstance(self.absolute_positions, LearnedPositions):
+            check_learned_length(offset + t, self.absolute_positions.max_seq_len)
         key_positions = position_ids
         if cache is not None:
             cache.length += t

@@ -214,10 +214,7 @@ def fill_masks(model: BERT, tokenizer: Tokenizer, prompts: list[str], args: argp
         rows = [[tokenizer.cls_id,
                  *encode_with_markers(tokenizer, text, re.compile(re.escape(MASK_MARKER)), lambda m: tokenizer.mask_id),
                  tokenizer.sep_id] for text in chunk]
-        longest, limit = max(len(row) for row in rows), model.config.max_seq_len
-        if model.config.position == "learned" and longest > limit:
-            raise ValueError(f"prompt of {longest} tokens ([CLS] and [SEP] included) exceeds max_seq_len={limit} "
-                             "of the learned position table; shorten the prompt")
+        model.config.check_sequence_length(max(len(row) for row in rows), "prompt length ([CLS] and [SEP] included)")
         ids, mask = pad(rows, tokenizer.pad_id, left=False)
         predictions = fill_mask(model, ids, mask, mask_token_id=tokenizer.mask_id, top_k=top_k)
         rows_of = predictions.positions[:, 0].tolist()

@@ -17,10 +17,10 @@ from torch import Tensor, nn
 
 from zoo.blocks.feed_forward import ACTIVATIONS, ActivationName
 from zoo.blocks.layers import NormPlacement
-from zoo.blocks.norms import NormName, build_norm
+from zoo.blocks.norms import NormName
 from zoo.blocks.positions import PositionName
-from zoo.blocks.stack import TransformerStack
 from zoo.models.base import ZooModel
+from zoo.models.builders import norm_block, transformer_stack
 from zoo.models.config import TransformerConfig
 
 
@@ -56,7 +56,7 @@ class MLMHead(nn.Module):
         self.dense = nn.Linear(config.embed_dim, config.embed_dim, bias=config.bias)
         # The head's non-linearity is the configured one without its gate (swiglu → SiLU).
         self.act = ACTIVATIONS[config.activation][0]()
-        self.norm = build_norm(config.norm, config.embed_dim, config.norm_eps, config.bias)
+        self.norm = norm_block(config)
         self.decoder = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
@@ -78,7 +78,8 @@ class BERT(ZooModel):
         self.embed_token_types = (
             nn.Embedding(config.type_vocab_size, config.embed_dim) if config.type_vocab_size else None
         )
-        self.encoder = TransformerStack(**config.stack_kwargs(), causal=False)
+        # One bidirectional stack; post-norm (BERT) puts a norm on the embeddings instead of the output.
+        self.encoder = transformer_stack(config, causal=False)
         self.mlm_head = MLMHead(config)
         self.init_weights()
         if config.tie_embeddings:

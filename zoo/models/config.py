@@ -11,7 +11,7 @@ from zoo.blocks.attention import AttnImplementation
 from zoo.blocks.feed_forward import ACTIVATIONS, ActivationName, default_ffn_dim
 from zoo.blocks.layers import NormPlacement
 from zoo.blocks.norms import NORMS, NormName
-from zoo.blocks.positions import POSITIONS, PositionName
+from zoo.blocks.positions import POSITIONS, PositionName, check_learned_length
 
 
 @dataclass
@@ -95,7 +95,7 @@ class TransformerConfig:
         for name in ("num_kv_heads", "head_dim", "ffn_dim"):
             value = getattr(self, name)
             check(value is None or value > 0, f"{name}={value} must be a positive integer or null (the default)")
-        kv = self.num_kv_heads or self.num_heads
+        kv = self.resolved_num_kv_heads
         check(kv > 0 and self.num_heads % kv == 0,
               f"num_heads={self.num_heads} must be divisible by num_kv_heads={self.num_kv_heads}")
         check(0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must be in [0, 1)")
@@ -105,9 +105,14 @@ class TransformerConfig:
             head_dim = self.resolved_head_dim
             check(head_dim % 2 == 0, f"position='rotary' needs an even head_dim, got {head_dim}")
 
+    # Defaults resolved once, here: every builder, HF exporter and budget reads these.
     @property
     def resolved_head_dim(self) -> int:
         return self.head_dim or self.embed_dim // self.num_heads
+
+    @property
+    def resolved_num_kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
 
     @property
     def resolved_ffn_dim(self) -> int:
@@ -116,6 +121,17 @@ class TransformerConfig:
     @property
     def resolved_scale_embedding(self) -> bool:
         return self.position == "sinusoidal" if self.scale_embedding is None else self.scale_embedding
+
+    @property
+    def embed_scale(self) -> float:
+        """The factor on token embeddings: sqrt(embed_dim) with ``scale_embedding``, else 1."""
+        return self.embed_dim**0.5 if self.resolved_scale_embedding else 1.0
+
+    def check_sequence_length(self, length: int, what: str = "sequence length") -> None:
+        """Refuse ``length`` positions when they overrun a learned position table (other schemes
+        have no end); the one check behind data setup, generation, compare and ``zoo generate``."""
+        if self.position == "learned":
+            check_learned_length(length, self.max_seq_len, what)
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the model's function and weight shapes, defaults resolved: two
@@ -136,21 +152,8 @@ class TransformerConfig:
                     values.pop(name)
         values.update(head_dim=self.resolved_head_dim, ffn_dim=self.resolved_ffn_dim,
                       scale_embedding=self.resolved_scale_embedding,
-                      num_kv_heads=self.num_kv_heads or self.num_heads)
+                      num_kv_heads=self.resolved_num_kv_heads)
         return values
-
-    def stack_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``TransformerStack`` that come straight from this config."""
-        return dict(
-            num_layers=self.num_layers, embed_dim=self.embed_dim, num_heads=self.num_heads,
-            num_kv_heads=self.num_kv_heads, ffn_dim=self.resolved_ffn_dim, activation=self.activation,
-            norm=self.norm, norm_placement=self.norm_placement, norm_eps=self.norm_eps,
-            position=self.position, max_seq_len=self.max_seq_len, dropout=self.dropout, bias=self.bias,
-            head_dim=self.head_dim, attention_scale=self.attention_scale,
-            attn_implementation=self.attn_implementation, rope_base=self.rope_base,
-            relative_num_buckets=self.relative_num_buckets, relative_max_distance=self.relative_max_distance,
-            embed_scale=self.embed_dim**0.5 if self.resolved_scale_embedding else 1.0,
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (ints, floats, strings) — safe inside ``torch.load(weights_only=True)`` checkpoints."""

@@ -20,8 +20,9 @@ from zoo.blocks.feed_forward import ActivationName
 from zoo.blocks.layers import NormPlacement
 from zoo.blocks.norms import NormName
 from zoo.blocks.positions import PositionName
-from zoo.blocks.stack import StackCache, TransformerStack
+from zoo.blocks.stack import StackCache
 from zoo.models.base import ZooModel
+from zoo.models.builders import transformer_stack
 from zoo.models.config import TransformerConfig
 
 
@@ -52,7 +53,8 @@ class GPT(ZooModel):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.decoder = TransformerStack(**config.stack_kwargs(), causal=True)
+        # One causal stack; pre-norm (GPT-2) ends it in a final norm, ln_f.
+        self.decoder = transformer_stack(config, causal=True)
         self.lm_head = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
         self.init_weights()
         if config.tie_embeddings:

@@ -19,9 +19,10 @@ from torch import Tensor, nn
 from zoo.blocks.feed_forward import ActivationName
 from zoo.blocks.layers import NormPlacement
 from zoo.blocks.norms import NormName
-from zoo.blocks.positions import PositionName
-from zoo.blocks.stack import StackCache, TransformerStack
+from zoo.blocks.positions import PositionName, T5RelativeBias
+from zoo.blocks.stack import StackCache
 from zoo.models.base import ZooModel
+from zoo.models.builders import transformer_stack
 from zoo.models.config import TransformerConfig
 
 
@@ -67,9 +68,10 @@ class T5(ZooModel):
         super().__init__()
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.encoder = TransformerStack(**config.stack_kwargs(), causal=False)
-        decoder_kwargs = {**config.stack_kwargs(), "num_layers": config.num_decoder_layers or config.num_layers}
-        self.decoder = TransformerStack(**decoder_kwargs, causal=True, cross_attention=True)
+        self.encoder = transformer_stack(config, causal=False)
+        # The decoder's layers cross-attend to the encoder output; its relative bias is causal.
+        self.decoder = transformer_stack(config, causal=True, cross_attention=True,
+                                         num_layers=config.num_decoder_layers or config.num_layers)
         self.lm_head = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
         self.init_weights()
         if config.tie_embeddings:
@@ -101,7 +103,7 @@ class T5(ZooModel):
             else:  # kv_proj, up_proj, gate_proj
                 nn.init.normal_(weight, std=d**-0.5)
         for stack in (self.encoder, self.decoder):
-            if stack.position_bias is not None and hasattr(stack.position_bias, "embedding"):
+            if isinstance(stack.position_bias, T5RelativeBias):
                 nn.init.normal_(stack.position_bias.embedding.weight, std=d**-0.5)
 
     def new_cache(self) -> StackCache:

@@ -174,11 +174,8 @@ class LanguageModelTask(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Refuse data longer than a learned position table before any step runs."""
         data_len = getattr(self.trainer.datamodule, "max_seq_len", None) if self._trainer is not None else None
-        if self.config.position == "learned" and data_len is not None and data_len > self.config.max_seq_len:
-            raise ValueError(
-                f"data max_seq_len={data_len} exceeds the model's learned position table "
-                f"(config.max_seq_len={self.config.max_seq_len}); raise config.max_seq_len or shorten the data"
-            )
+        if data_len is not None:
+            self.config.check_sequence_length(data_len, "data max_seq_len")
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")

@@ -1,0 +1,87 @@
+"""Component builders: the one place that reads a family config and builds its blocks.
+
+A config field reaches the block that uses it here, in one hop: ``num_kv_heads`` →
+``attention_block`` → ``MultiHeadAttention(num_kv_heads=...)``. Blocks take plain values or
+ready sub-modules; the family files (``bert.py``, ``gpt.py``, ``t5.py``) compose what these return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from zoo.blocks.attention import MultiHeadAttention
+from zoo.blocks.feed_forward import FeedForward
+from zoo.blocks.layers import DecoderLayer, EncoderLayer
+from zoo.blocks.norms import build_norm
+from zoo.blocks.positions import ALiBi, LearnedPositions, RotaryEmbedding, SinusoidalPositions, T5RelativeBias
+from zoo.blocks.stack import TransformerStack
+from zoo.models.config import TransformerConfig
+
+#: Position scheme name → builder ``(config, causal) -> module or None``; keys are ``PositionName``'s.
+POSITION_BUILDERS: dict[str, Callable[[TransformerConfig, bool], nn.Module | None]] = {
+    "none": lambda c, causal: None,
+    "learned": lambda c, causal: LearnedPositions(c.max_seq_len, c.embed_dim),
+    "sinusoidal": lambda c, causal: SinusoidalPositions(c.embed_dim),
+    "rotary": lambda c, causal: RotaryEmbedding(c.resolved_head_dim, base=c.rope_base),
+    "alibi": lambda c, causal: ALiBi(c.num_heads),
+    # Bidirectional buckets in an encoder; a causal decoder only ever looks back.
+    "relative": lambda c, causal: T5RelativeBias(
+        c.num_heads, bidirectional=not causal, num_buckets=c.relative_num_buckets,
+        max_distance=c.relative_max_distance,
+    ),
+}
+
+
+def position_scheme(c: TransformerConfig, *, causal: bool) -> nn.Module | None:
+    """The position module ``c.position`` names (None for ``none``)."""
+    if c.position not in POSITION_BUILDERS:
+        raise ValueError(f"position={c.position!r} is not a known position scheme; choose one of "
+                         f"{list(POSITION_BUILDERS)}")
+    return POSITION_BUILDERS[c.position](c, causal)
+
+
+def attention_block(c: TransformerConfig, *, cross_attention: bool = False) -> MultiHeadAttention:
+    """Self- or cross-attention with the config's heads, head width, scale and kernel."""
+    return MultiHeadAttention(
+        c.embed_dim, c.num_heads, num_kv_heads=c.resolved_num_kv_heads, head_dim=c.resolved_head_dim,
+        dropout=c.dropout, bias=c.bias, cross_attention=cross_attention, scale=c.attention_scale,
+        attn_implementation=c.attn_implementation,
+    )
+
+
+def feed_forward_block(c: TransformerConfig) -> FeedForward:
+    return FeedForward(c.embed_dim, c.resolved_ffn_dim, c.activation, bias=c.bias)
+
+
+def norm_block(c: TransformerConfig) -> nn.Module:
+    return build_norm(c.norm, c.embed_dim, c.norm_eps, c.bias)
+
+
+def transformer_layer(c: TransformerConfig, *, cross_attention: bool = False) -> EncoderLayer:
+    """An ``EncoderLayer``, or a ``DecoderLayer`` that also attends to a context."""
+    common = dict(norm_placement=c.norm_placement, dropout=c.dropout)
+    if cross_attention:
+        return DecoderLayer(
+            attention_block(c), attention_block(c, cross_attention=True), feed_forward_block(c),
+            self_attn_norm=norm_block(c), cross_attn_norm=norm_block(c), ffn_norm=norm_block(c), **common,
+        )
+    return EncoderLayer(attention_block(c), feed_forward_block(c), self_attn_norm=norm_block(c),
+                        ffn_norm=norm_block(c), **common)
+
+
+def transformer_stack(
+    c: TransformerConfig, *, causal: bool, cross_attention: bool = False, num_layers: int | None = None
+) -> TransformerStack:
+    """``num_layers`` (default ``c.num_layers``) layers with the config's position scheme. Norms
+    follow the placement: a pre-norm stack ends in a final norm (GPT-2's ``ln_f``, T5, LLaMA); a
+    post-norm stack, whose layers already end in one, normalises the embeddings instead (BERT)."""
+    pre_norm = c.norm_placement == "pre"
+    return TransformerStack(
+        [transformer_layer(c, cross_attention=cross_attention) for _ in range(num_layers or c.num_layers)],
+        position_scheme(c, causal=causal),
+        input_norm=None if pre_norm else norm_block(c),
+        final_norm=norm_block(c) if pre_norm else None,
+        dropout=c.dropout, causal=causal, embed_scale=c.embed_scale,
+    )
