@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import sentencepiece as spm
 from filelock import FileLock
@@ -34,6 +34,15 @@ NUM_SENTINELS = 100
 UNK_SURFACE = " \u2047 "
 
 ModelType = Literal["unigram", "bpe"]
+#: The tokenizers zoo trains: SentencePiece or one id per character.
+TokenizerKind = Literal["sentencepiece", "char"]
+TOKENIZER_KINDS: tuple[str, ...] = get_args(TokenizerKind)
+
+
+def check_tokenizer_kind(kind: str) -> None:
+    """Raise a one-line ``ValueError`` unless ``kind`` is one of ``TOKENIZER_KINDS``."""
+    if kind not in TOKENIZER_KINDS:
+        raise ValueError(f"tokenizer must be {' or '.join(map(repr, TOKENIZER_KINDS))}, got {kind!r}")
 
 
 def sentinel_token(index: int) -> str:
@@ -90,6 +99,16 @@ class Tokenizer(abc.ABC):
         """Text of `ids` (list or tensor), skipping special ids; unknown ids print as ` ⁇ `."""
         skip = set(self.special_ids) - {self.unk_id}
         return self._decode_pieces([i for i in _ids_list(ids) if i not in skip])
+
+    def token_byte_lengths(self) -> list[int]:
+        """UTF-8 bytes of text each id stands for, indexed by id (0 for specials): the
+        denominator of bits per byte, which then does not depend on how a tokenizer cuts text."""
+        special = set(self.special_ids)
+        return [0 if i in special else self._piece_byte_length(i) for i in range(self.vocab_size)]
+
+    def _piece_byte_length(self, i: int) -> int:
+        """UTF-8 bytes of the text ordinary id `i` stands for."""
+        return len(self._decode_pieces([i]).encode())
 
     @property
     def pad_id(self) -> int:
@@ -261,6 +280,13 @@ class SentencePieceTokenizer(Tokenizer):
     def _decode_pieces(self, ids: list[int]) -> str:
         return self._sp.decode(ids)
 
+    def _piece_byte_length(self, i: int) -> int:
+        # A byte-fallback piece is one byte of a longer character (decoded alone it is U+FFFD),
+        # and "\u2581" is how SentencePiece writes a space.
+        if self._sp.is_byte(i):
+            return 1
+        return len(self._sp.id_to_piece(i).replace("\u2581", " ").encode())
+
     def save(self, path: str | os.PathLike[str]) -> None:
         _atomic_write(Path(path), self._proto)
 
@@ -413,7 +439,7 @@ def cached_tokenizer_file(
     texts: Sequence[str],
     cache_dir: str | os.PathLike[str],
     *,
-    kind: Literal["sentencepiece", "char"] = "sentencepiece",
+    kind: TokenizerKind = "sentencepiece",
     vocab_size: int = 8000,
     model_type: ModelType = "unigram",
     num_sentinels: int = NUM_SENTINELS,
@@ -440,10 +466,9 @@ def cached_tokenizer_file(
         settings |= {"vocab_size": vocab_size, "model_type": model_type, "spm": spm.__version__}
         name = f"spm-{model_type}-{vocab_size}"
         filename = "tokenizer.model"
-    elif kind == "char":
-        name, filename = "char", "tokenizer.json"
     else:
-        raise ValueError(f"tokenizer kind must be 'sentencepiece' or 'char', got {kind!r}")
+        check_tokenizer_kind(kind)
+        name, filename = "char", "tokenizer.json"
     key = hashlib.sha256((json.dumps(settings, sort_keys=True) + documents_fingerprint(texts)).encode()).hexdigest()[
         :16
     ]
