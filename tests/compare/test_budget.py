@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from zoo.compare import Budget, match_parameters, steps_for_budget
-from zoo.data.suite import task_from_config
-from zoo.tasks.suite import FAMILIES, SuiteClassification, SuiteSeq2Seq, non_embedding_parameters
+from zoo.compare.budget import non_embedding_parameters
+from zoo.compare.modules import SuiteClassification, SuiteSeq2Seq
+from zoo.compare.tasks import task_from_config
+from zoo.models.registry import FAMILIES
 
 BASE = {"vocab_size": 40, "num_layers": 2, "num_heads": 4, "max_seq_len": 64}
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
+from zoo.compare.data import SPLITS, SuiteDataModule
+from zoo.compare.synthetic import is_balanced
+from zoo.compare.tasks import task_from_config
 from zoo.data.corpus import builtin_corpus
-from zoo.data.suite import SPLITS, SuiteDataModule, task_from_config, token_byte_lengths
-from zoo.data.synthetic import is_balanced
 from zoo.data.tokenizers import SentencePieceTokenizer
 
 SMALL = {"train_size": 300, "val_size": 40, "test_size": 40}
@@ -83,7 +84,7 @@ def test_language_modelling_blocks_and_bytes(tmp_path):
     assert data.examples == spec.build(0).examples
     assert {len(e["input_ids"]) for split in SPLITS for e in data.examples[split]} == {16}
     assert len(data.examples["validation"]) == len(data.examples["test"]) == 4
-    byte_lengths = token_byte_lengths(data.tokenizer)
+    byte_lengths = data.tokenizer.token_byte_lengths()
     assert byte_lengths[data.tokenizer.encode("ü")[0]] == 2
     assert byte_lengths[data.tokenizer.eos_id] == 0
 
@@ -91,7 +92,7 @@ def test_language_modelling_blocks_and_bytes(tmp_path):
 def test_sentencepiece_token_bytes_add_up_to_the_text():
     docs = builtin_corpus()[:80]
     tokenizer = SentencePieceTokenizer.train(docs, vocab_size=400, num_sentinels=0)
-    byte_lengths = token_byte_lengths(tokenizer)
+    byte_lengths = tokenizer.token_byte_lengths()
     for text in docs[:20] + ["naïve café ☕ — 😀 unseen bytes"]:
         assert sum(byte_lengths[i] for i in tokenizer.encode(text)) == len(text.encode())
 

@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 
+from zoo.compare.metrics import BitsPerByte, ExactMatch
+from zoo.compare.modules import SuiteClassification, SuiteLM, SuiteSeq2Seq
 from zoo.data.tokenizers import CharTokenizer
-from zoo.tasks.metrics import BitsPerByte, ExactMatch
-from zoo.tasks.suite import FAMILIES, SuiteClassification, SuiteLM, SuiteSeq2Seq
+from zoo.models.registry import FAMILIES
 
 TOKENIZER = CharTokenizer(list("abcdü"), num_sentinels=0)
 

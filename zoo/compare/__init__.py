@@ -1,12 +1,21 @@
 """Compare architectures on tasks: one YAML file → a fair table and plots.
 
 A comparison trains every entry (a family, or a family with ablation overrides) on every task, for
-each seed, through the suite's LightningModules (``zoo.tasks.suite``) on the suite's data
-(``zoo.data.suite``): the same examples, tokenizer and training recipe for all, and a matched budget
-— the same non-embedding parameter count (sizes searched automatically) and/or the same training
-tokens or FLOPs. Results are appended to ``results.jsonl`` after each run, so an interrupted
-comparison resumes where it stopped; ``results.csv``, ``results.json``, ``results.md`` (mean ± std
-over seeds) and ``plots/<task>.png`` are written at the end.
+each seed: the same examples, tokenizer and training recipe for all, and a matched budget — the
+same non-embedding parameter count (sizes searched automatically) and/or the same training tokens
+or FLOPs. Results are appended to ``results.jsonl`` after each run, so an interrupted comparison
+resumes where it stopped; ``results.csv``, ``results.json``, ``results.md`` (mean ± std over seeds)
+and ``plots/<task>.png`` are written at the end.
+
+Everything only ``zoo compare`` uses lives here, one concern per module:
+
+- ``config``: the comparison file → ``Comparison`` (entries, tasks, budget, training recipe).
+- ``tasks``: the task specs (``TASK_TYPES``, ``task_from_config``); ``synthetic``: their generated data.
+- ``data``: ``TaskData``, the shared split / tokenizer / JSON Lines helpers, batches, ``SuiteDataModule``.
+- ``adapters``: how each family shape (``zoo.models.registry``) runs each kind of task.
+- ``modules``: the LightningModules (loss, metrics, optimizer, FLOP count); ``metrics``: exact match, bits per byte.
+- ``budget``: parameter counts and matching, steps per token / FLOP budget.
+- ``runner``: plan, train, resume; ``report``: tables and plots.
 
 The file format (every key but ``tasks`` and one of ``families`` / ``entries`` is optional)::
 
@@ -20,7 +29,7 @@ The file format (every key but ``tasks`` and one of ``families`` / ``entries`` i
     variants:                                   # ablations: each entry × each variant
       - {name: rmsnorm, config: {norm: rmsnorm}}
     sweep: {position: [learned, rotary, alibi]} # shorthand: one variant per value
-    tasks: [copy, {type: addition, max_len: 3}] # see zoo.data.suite.TASK_TYPES
+    tasks: [copy, {type: addition, max_len: 3}] # see zoo.compare.tasks.TASK_TYPES
     budget: {params: 100000, tolerance: 0.1, match: [embed_dim, ffn_dim], tokens: null, flops: null}
     train: {max_steps: 600, batch_size: 32, lr: 1.0e-3, val_every: 150}
 

@@ -1,15 +1,51 @@
-"""Matched budgets: sizes that hit a parameter target, and the steps a token or FLOP budget buys."""
+"""Matched budgets: parameter counts, sizes that hit a parameter target, and the steps a token or
+FLOP budget buys."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+import torch
+from torch import nn
+
+from zoo.compare.adapters import data_lengths
 from zoo.compare.config import Budget
-from zoo.data.suite import TaskData
+from zoo.compare.data import TaskData
 from zoo.models.config import TransformerConfig
-from zoo.tasks.suite import SuiteTask, data_lengths
+from zoo.models.registry import get_family
+
+if TYPE_CHECKING:
+    from zoo.compare.modules import SuiteTask
+
+_INIT_FUNCTIONS = ("normal_", "ones_", "zeros_", "uniform_", "kaiming_uniform_", "trunc_normal_", "constant_")
+
+
+@contextlib.contextmanager
+def _shapes_only() -> Iterator[None]:
+    """Build modules on the meta device with ``torch.nn.init`` switched off: shapes are all a
+    parameter count needs, and initialising meta tensors costs ~15x the construction itself."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        with torch.device("meta"):
+            yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
+def non_embedding_parameters(family: str, config: TransformerConfig, num_classes: int = 0) -> int:
+    """Non-embedding parameters of ``family`` built from ``config``, plus a classification head
+    when ``num_classes`` is set — the basis of matched-parameter comparisons. Costs no memory
+    (meta device) and a few milliseconds."""
+    with _shapes_only():
+        model = get_family(family).model_class(config)
+    head = config.embed_dim * num_classes + num_classes if num_classes else 0
+    return model.num_parameters(exclude_embeddings=True) + head
 
 
 def _candidates(name: str, fields: dict[str, Any], base: TransformerConfig) -> list[int]:

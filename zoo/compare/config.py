@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from zoo.data.suite import TaskSpec, task_from_config
-from zoo.tasks.suite import FAMILIES
+from zoo.compare.tasks import TaskSpec, task_from_config
+from zoo.models.registry import get_family
 
 TOP_LEVEL_KEYS = ("name", "description", "output_dir", "seeds", "families", "entries", "model", "variants", "sweep",
                   "tasks", "budget", "train")
@@ -32,7 +32,7 @@ class Budget:
         match: Config fields searched, in order, to hit ``params``: each later field refines the
             earlier (``embed_dim`` is coarse — heads must divide it —, ``ffn_dim`` then fine-tunes).
         tokens: Train every entry on this many tokens (through its stacks); None = ``train.max_steps``.
-        flops: Or on this many estimated training FLOPs (see ``zoo.tasks.suite``).
+        flops: Or on this many estimated training FLOPs (see ``zoo.compare.modules``).
     """
 
     params: int | None = None
@@ -193,8 +193,10 @@ def _entries(raw: dict[str, Any]) -> list[Entry]:
     if not base:
         raise ValueError("the comparison names no entries: give families: [...] or entries: [...]")
     for entry in base:
-        if entry.family not in FAMILIES:
-            raise ValueError(f"entry {entry.name!r}: unknown family {entry.family!r}; choose one of {sorted(FAMILIES)}")
+        try:
+            get_family(entry.family)
+        except ValueError as error:
+            raise ValueError(f"entry {entry.name!r}: {error}") from None
 
     variants: list[tuple[str, dict[str, Any]]] = []
     for item in raw.get("variants") or []:

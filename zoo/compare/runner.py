@@ -19,20 +19,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from zoo.compare.budget import match_parameters, steps_for_budget
+from zoo.compare.adapters import RUNNERS, data_lengths, unsupported
+from zoo.compare.budget import match_parameters, non_embedding_parameters, steps_for_budget
 from zoo.compare.config import Budget, Comparison, Entry
+from zoo.compare.data import SuiteDataModule, TaskData
+from zoo.compare.modules import SUITE_TASKS, SuiteTask
 from zoo.compare.report import summary_line, write_reports
-from zoo.data.suite import TaskData, TaskSpec
+from zoo.compare.tasks import TaskSpec
 from zoo.models.config import TransformerConfig
-from zoo.tasks.suite import (
-    FAMILIES,
-    RUNNERS,
-    SUITE_TASKS,
-    SuiteTask,
-    data_lengths,
-    non_embedding_parameters,
-    unsupported,
-)
+from zoo.models.registry import get_family
 
 Log = Callable[[str], None]
 
@@ -83,7 +78,7 @@ def plan(comparison: Comparison, cache_dir: str | os.PathLike[str] | None = None
             for entry in comparison.entries:
                 if entry.tasks is not None and task.name not in entry.tasks:
                     continue
-                family = FAMILIES[entry.family]
+                family = get_family(entry.family)
                 num_classes = len(data.label_names) if data.kind == "classification" else 0
                 fields = {**comparison.model, **entry.config, "vocab_size": data.tokenizer.vocab_size,
                           "pad_token_id": data.tokenizer.pad_id, "bos_token_id": data.tokenizer.bos_id,
@@ -192,7 +187,6 @@ def train_run(run: Run, comparison: Comparison) -> dict[str, Any]:
     """Train and evaluate one run; returns its result record."""
     import lightning as L
 
-    from zoo.data.suite import SuiteDataModule
 
     settings = comparison.train
     L.seed_everything(run.seed, verbose=False)

@@ -1,5 +1,7 @@
-"""Text classification on real built-in text: which part of the Python documentation a passage
-comes from.
+"""A labelled corpus built in: which part of the Python documentation a passage comes from.
+
+``zoo compare``'s ``stdlib_docs`` task uses it today; it lives with the other corpora (not in
+``zoo/compare/``) because it is data, which classification fine-tuning under ``zoo fit`` will read too.
 
 Labels come from the built-in corpus itself (``zoo.data.corpus.builtin_corpus``): reference-manual
 topics (``pydoc_data``) are ``language_reference``; a standard-library docstring takes the area of

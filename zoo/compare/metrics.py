@@ -1,4 +1,4 @@
-"""Metrics torchmetrics lacks: exact match of generated strings, and bits per byte.
+"""The comparison's metrics that torchmetrics lacks: exact match of generated strings, and bits per byte.
 
 Both keep sums as states (reduced by summation across processes), so they are exact over a whole
 epoch whatever the batch sizes.
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Metric
 
-IGNORE_INDEX = -100
+from zoo.data.objectives import IGNORE_INDEX
 
 
 class ExactMatch(Metric):
@@ -45,8 +45,8 @@ class BitsPerByte(Metric):
     vocabularies compare. Special tokens (end of document) count their nats but no bytes.
 
     Args:
-        token_bytes: ``(v,)`` UTF-8 bytes each token id stands for (see
-            ``zoo.data.suite.token_byte_lengths``).
+        token_bytes: ``(v,)`` UTF-8 bytes each token id stands for
+            (``Tokenizer.token_byte_lengths()``).
     """
 
     higher_is_better = False
