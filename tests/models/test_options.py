@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 
+from zoo.blocks.attention import MultiHeadAttention
 from zoo.blocks.feed_forward import ACTIVATIONS
 from zoo.blocks.norms import NORMS
 
@@ -47,9 +48,9 @@ def test_activation(family, activation):
 @pytest.mark.parametrize("num_kv_heads", [4, 2, 1], ids=["mha", "gqa", "mqa"])
 def test_attention_heads(family, num_kv_heads):
     model = build(family, num_kv_heads=num_kv_heads)
-    for module in model.modules():
-        if hasattr(module, "num_kv_heads"):
-            assert module.num_kv_heads == num_kv_heads
+    attentions = [module for module in model.modules() if isinstance(module, MultiHeadAttention)]
+    assert len(attentions) == model.config.num_layers * (3 if family == "t5" else 1)  # T5: enc + dec self + cross
+    assert all(module.num_kv_heads == num_kv_heads for module in attentions)
     _one_step(family, num_kv_heads=num_kv_heads, position="rotary")
 
 

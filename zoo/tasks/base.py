@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -21,6 +21,7 @@ from torchmetrics.text import Perplexity
 
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
+from zoo.models.registry import Family
 
 IGNORE_INDEX = -100  # label value the loss and metrics skip (PyTorch's and Hugging Face's convention)
 Stage = Literal["train", "val", "test"]
@@ -89,8 +90,14 @@ class LanguageModelTask(L.LightningModule):
             checkpoints: a resumed or reloaded run takes its weights from the checkpoint itself.
     """
 
-    model_class: type[ZooModel]
-    config_class: type[TransformerConfig]
+    family: ClassVar[Family]  # from zoo.models.registry; model_class and config_class follow from it
+    model_class: ClassVar[type[ZooModel]]
+    config_class: ClassVar[type[TransformerConfig]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "family" in cls.__dict__:
+            cls.model_class, cls.config_class = cls.family.model_class, cls.family.config_class
 
     def __init__(
         self,

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
+from zoo.models import BertConfig, GPTConfig, T5Config
+from zoo.models.registry import FAMILIES
 from zoo.tasks.base import IGNORE_INDEX, LanguageModelTask
 
 
@@ -17,8 +18,7 @@ class MaskedLM(LanguageModelTask):
     be thrown away by the loss. Arguments as in ``LanguageModelTask``.
     """
 
-    model_class = BERT
-    config_class = BertConfig
+    family = FAMILIES["bert"]
 
     def __init__(self, config: BertConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -37,8 +37,7 @@ class CausalLM(LanguageModelTask):
     """Next-token prediction: the logits at position i score token i + 1. Arguments as in
     ``LanguageModelTask``."""
 
-    model_class = GPT
-    config_class = GPTConfig
+    family = FAMILIES["gpt"]
 
     def __init__(self, config: GPTConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -53,8 +52,7 @@ class Seq2SeqLM(LanguageModelTask):
     """Sequence-to-sequence (T5 span corruption or any source → target pairs): the decoder, fed the
     target shifted right, predicts the target. Arguments as in ``LanguageModelTask``."""
 
-    model_class = T5
-    config_class = T5Config
+    family = FAMILIES["t5"]
 
     def __init__(self, config: T5Config, **kwargs):
         super().__init__(config, **kwargs)
