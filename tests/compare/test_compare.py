@@ -79,6 +79,14 @@ def test_tiny_comparison_end_to_end_then_resume(tmp_path, capsys, monkeypatch):
     (out / "results.jsonl").write_text(lines[0] + "\n" + lines[1][:40])  # the second run was cut off mid-write
     assert main(["--config", config, "--output-dir", str(out)]) == 0
     assert trained == ["gpt|reverse|0"]
+    warnings = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "line 2" in warnings[0] and "trained again" in warnings[0]
+    # The redone record was not glued to the torn line: the file holds two whole records, and a
+    # third run finds both.
+    assert [json.loads(line)["key"] for line in (out / "results.jsonl").read_text().splitlines()] == \
+        ["t5|reverse|0", "gpt|reverse|0"]
+    assert main(["--config", config, "--output-dir", str(out)]) == 0
+    assert trained == ["gpt|reverse|0"] and "warning" not in capsys.readouterr().out
     # Changed settings are not mistaken for finished work.
     assert main(["--config", config, "--output-dir", str(out), "--set", "train.lr=0.002"]) == 0
     assert trained == ["gpt|reverse|0", "t5|reverse|0", "gpt|reverse|0"]

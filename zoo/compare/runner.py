@@ -238,19 +238,66 @@ def train_run(run: Run, comparison: Comparison) -> dict[str, Any]:
 # Running a whole comparison
 
 
-def read_results(path: Path) -> dict[str, dict[str, Any]]:
-    """Records of a results.jsonl by key; a later line for a key replaces an earlier one, and a
-    torn last line (an interrupted write) is ignored."""
+def _parse_record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):  # a write cut off mid-character, too
+        return None
+    return record if isinstance(record, dict) and "key" in record else None
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically: a crash leaves the old file or the new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_results(path: Path, log: Log = print) -> dict[str, dict[str, Any]]:
+    """Records of a results.jsonl by key; a later line for a key replaces an earlier one.
+
+    A line that is not a whole record — the last one, when a process was killed while writing it —
+    is reported in one warning and cut from the file (atomically), so its run is trained again and
+    the next record appended starts on a line of its own instead of being glued to the torn one.
+    """
+    if not path.is_file():
+        return {}
+    data = path.read_bytes()
     records: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and "key" in record:
-                records[record["key"]] = record
+    kept: list[bytes] = []
+    torn: list[int] = []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        record = _parse_record(line)
+        if record is None:
+            torn.append(number)
+            continue
+        records[record["key"]] = record
+        kept.append(line)
+    if torn or (data.strip() and not data.endswith(b"\n")):
+        _rewrite(path, b"".join(line + b"\n" for line in kept))
+    if torn:
+        where = f"line {torn[0]}" if len(torn) == 1 else f"lines {', '.join(map(str, torn))}"
+        log(f"warning: {path}: {where} not a complete record (a run interrupted while writing it?); dropped from "
+            f"the file, so that run is trained again")
     return records
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as a line of ``path``, starting a new line if the file does not end with one
+    (a torn write from another process), and sync it to disk before the next run starts."""
+    with open(path, "a+b") as handle:
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+        handle.write(json.dumps(record).encode() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def _quiet_lightning() -> None:
@@ -292,7 +339,7 @@ def run_comparison(
     out.mkdir(parents=True, exist_ok=True)
     if fresh and results_path.exists():
         results_path.unlink()
-    done = read_results(results_path)
+    done = read_results(results_path, log)
     _quiet_lightning()
     records: list[dict[str, Any]] = []
     with _threads(comparison.train.threads):
@@ -328,9 +375,6 @@ def _train_all(comparison: Comparison, runs: list[Run], done: dict[str, dict[str
         note = " (settings changed since the last run: training again)" if earlier is not None else ""
         log(f"{prefix}{note}")
         record = train_run(run, comparison)
-        with open(results_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_record(results_path, record)
         records.append(record)
         log(summary_line(record))
