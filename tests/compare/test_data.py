@@ -10,7 +10,8 @@ from zoo.compare.data import SPLITS, SuiteDataModule
 from zoo.compare.synthetic import is_balanced
 from zoo.compare.tasks import task_from_config
 from zoo.data.corpus import builtin_corpus
-from zoo.data.tokenizers import SentencePieceTokenizer
+from zoo.data.splits import assign_splits
+from zoo.data.tokenizers import SentencePieceTokenizer, cached_tokenizer_file, load_tokenizer
 
 SMALL = {"train_size": 300, "val_size": 40, "test_size": 40}
 
@@ -126,6 +127,8 @@ def test_user_jsonl_tasks(tmp_path):
     ({"type": "copy", "max_len": 5, "test_min_len": 4}, ["task 'copy'", "longer"]),
     ({"type": "reverse", "train_size": 0}, ["train_size=0"]),
     ({"type": "lm", "block_len": 2}, ["block_len=2"]),
+    ({"type": "lm", "tokenizer": "bpe"}, ["task 'lm'", "tokenizer must be 'sentencepiece' or 'char', got 'bpe'"]),
+    ({"type": "stdlib_docs", "tokenizer": "word"}, ["task 'stdlib_docs'", "got 'word'"]),
 ])
 def test_bad_task_options_fail_in_one_line(item, words):
     with pytest.raises(ValueError) as error:
@@ -143,3 +146,36 @@ def test_jsonl_missing_field_names_file_line_and_field(tmp_path):
     assert f"{path}:2" in message and "'target'" in message and "target_field" in message
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         task_from_config({"type": "classification", "files": str(tmp_path / "missing.jsonl")})
+
+
+def test_held_out_records_are_the_ones_the_shared_split_assigns(tmp_path):
+    records = [{"source": f"in {i}", "target": f"out {i}"} for i in range(200)]
+    path = write_jsonl(tmp_path / "pairs.jsonl", records)
+    data = task_from_config({"type": "seq2seq", "files": path, "val_fraction": 0.2, "test_fraction": 0.1}).build(3)
+    keys = [json.dumps([r["source"], r["target"]]) for r in records]
+    where = assign_splits(keys, 3, {"validation": 0.2, "test": 0.1})  # zoo fit's split, same seed
+    for split in SPLITS:
+        expected = [r["target"] for r, w in zip(records, where, strict=True) if w == split]
+        assert [e["target_text"] for e in data.examples[split]] == expected
+
+
+def test_a_split_left_empty_fails_in_one_line(tmp_path):
+    path = write_jsonl(tmp_path / "two.jsonl", [{"text": "a", "label": 0}, {"text": "b", "label": 1}])
+    with pytest.raises(ValueError) as error:
+        task_from_config({"type": "classification", "files": path, "val_fraction": 0.01,
+                          "test_fraction": 0.01}).build(0)
+    message = str(error.value)
+    assert "\n" not in message and "task 'classification': 2 distinct item(s) leave the" in message
+    assert "split empty" in message
+
+
+@pytest.mark.parametrize("kind", ["char", "sentencepiece"])
+def test_text_tasks_train_their_tokenizer_into_zoo_fits_cache(tmp_path, kind):
+    records = [{"text": f"passage number {i} about files, sockets and text", "label": i % 2} for i in range(120)]
+    path = write_jsonl(tmp_path / "labelled.jsonl", records)
+    spec = task_from_config({"type": "classification", "files": path, "tokenizer": kind, "vocab_size": 300})
+    data = spec.build(0, cache_dir=tmp_path / "cache")
+    train_texts = [data.tokenizer.decode(e["input_ids"]) for e in data.examples["train"]]
+    cached = cached_tokenizer_file(train_texts, tmp_path / "cache", kind=kind, vocab_size=300, num_sentinels=0)
+    assert [p.parent for p in (tmp_path / "cache" / "tokenizers").glob("*/tokenizer.*")] == [cached.parent]
+    assert load_tokenizer(cached).fingerprint == data.tokenizer.fingerprint
