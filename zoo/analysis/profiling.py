@@ -1,0 +1,135 @@
+"""What a model costs: wall time of a call, peak memory of a call, and KV-cache bytes.
+
+Timings are medians over repeats after a warm-up (the first call pays for lazy initialisation and
+allocator growth). Peak memory counts the bytes of tensors that torch allocates during the call above
+what was live before it: ``torch.cuda.max_memory_allocated`` on a GPU, the profiler's memory records
+on a CPU (where no allocator keeps a peak).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from zoo.blocks.stack import StackCache
+from zoo.models.config import TransformerConfig
+from zoo.models.registry import family_of
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call over ``repeats`` timed calls."""
+
+    times: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def min(self) -> float:
+        return min(self.times)
+
+    @property
+    def spread(self) -> float:
+        """Max minus min, a plain measure of how noisy the timings were."""
+        return max(self.times) - min(self.times)
+
+
+def _synchronize(device: torch.device | str | None) -> None:
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(
+    fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1, device: torch.device | str | None = None
+) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones (CUDA synchronised
+    around each when ``device`` is a GPU)."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats={repeats} must be >= 1 and warmup={warmup} >= 0")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return Timing(tuple(times))
+
+
+def peak_memory_bytes(fn: Callable[[], Any], device: torch.device | str = "cpu") -> int:
+    """Peak bytes of tensors allocated by ``fn()`` on ``device``, above what was live before the call.
+
+    On CUDA: the allocator's peak. On CPU: the running sum of the profiler's allocation and free
+    records, in time order (allocations and frees inside one op net out, so a kernel's short-lived
+    scratch space can be missed; everything autograd keeps for backward is counted).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    if device.type != "cpu":
+        raise ValueError(f"peak_memory_bytes measures cpu or cuda, not {device.type}")
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    records = sorted(
+        (event.time_range.start, event.self_cpu_memory_usage)
+        for event in prof.events()
+        if event.self_cpu_memory_usage
+    )
+    live = peak = 0
+    for _, change in records:
+        live += change
+        peak = max(peak, live)
+    return peak
+
+
+def kv_cache_bytes(
+    config: TransformerConfig,
+    seq_len: int,
+    *,
+    batch_size: int = 1,
+    dtype: torch.dtype = torch.float32,
+    context_len: int = 0,
+) -> int:
+    """Bytes of the keys and values a decoder caches for ``seq_len`` positions.
+
+    Per layer and position: 2 (K and V) · ``num_kv_heads`` · ``head_dim`` numbers — so GQA with
+    ``num_kv_heads = num_heads / g`` caches ``g`` times less than MHA. An encoder-decoder's decoder also
+    caches the encoder output's keys and values for cross-attention: pass its length as ``context_len``.
+
+    Raises:
+        ValueError: For an encoder-only config (BERT decodes nothing), or a negative length.
+    """
+    family = family_of(config)
+    if family.shape == "encoder":
+        raise ValueError(f"{type(config).__name__} is encoder-only: it has no KV cache")
+    if seq_len < 0 or context_len < 0 or batch_size < 1:
+        raise ValueError(f"seq_len={seq_len}, context_len={context_len} must be >= 0, batch_size={batch_size} >= 1")
+    num_layers = getattr(config, "num_decoder_layers", None) or config.num_layers
+    per_position = 2 * config.resolved_num_kv_heads * config.resolved_head_dim * dtype.itemsize
+    return num_layers * batch_size * per_position * (seq_len + context_len)
+
+
+def cache_nbytes(cache: StackCache) -> int:
+    """Bytes of the keys and values a filled ``StackCache`` holds (its filled part, not spare capacity)."""
+    total = 0
+    for layer in cache.layers:
+        for kv in (layer.self_attn, layer.cross_attn):
+            if kv.k is not None:
+                total += kv.k.nbytes + kv.v.nbytes
+    return total
