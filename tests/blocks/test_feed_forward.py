@@ -19,6 +19,7 @@ def _gelu_tanh(x):
 # name -> (activation written out by hand, gated?)
 REFERENCE = {
     "relu": (lambda x: x.clamp(min=0), False),
+    "relu2": (lambda x: x.clamp(min=0) * x.clamp(min=0), False),
     "gelu": (_gelu, False),
     "gelu_tanh": (_gelu_tanh, False),
     "swiglu": (lambda x: x * torch.sigmoid(x), True),

@@ -1,4 +1,4 @@
-"""Position-wise feed-forward networks: plain MLPs (relu, gelu) and gated ones (swiglu, geglu).
+"""Position-wise feed-forward networks: plain MLPs (relu, relu2, gelu) and gated ones (swiglu, geglu).
 
 Shapes: ``(b, t, d)`` in and out, ``f`` the hidden (ffn) size.
 Plain:  ``down_proj(act(up_proj(x)))``.
@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 
-ActivationName = Literal["relu", "gelu", "gelu_tanh", "swiglu", "geglu", "geglu_tanh"]
+ActivationName = Literal["relu", "relu2", "gelu", "gelu_tanh", "swiglu", "geglu", "geglu_tanh"]
+
+
+class ReLUSquared(nn.Module):
+    """``relu(x)²`` (So et al., 2021, "Primer"; the modded-nanogpt speedrun's MLP activation)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x).square()
+
 
 # name -> (activation factory, gated?)
 ACTIVATIONS: dict[str, tuple[type[nn.Module] | object, bool]] = {
     "relu": (nn.ReLU, False),
+    "relu2": (ReLUSquared, False),
     "gelu": (nn.GELU, False),
     # GPT-2's "gelu_new": the tanh approximation of GELU.
     "gelu_tanh": (lambda: nn.GELU(approximate="tanh"), False),

@@ -1,9 +1,11 @@
 """Transformer layers: ``EncoderLayer`` (self-attention + feed-forward) and ``DecoderLayer``
-(adds cross-attention to an encoder's output). Residual placement is ``pre`` or ``post`` norm.
+(adds cross-attention to an encoder's output). Residual placement is ``pre`` or ``post`` norm, and
+the sub-blocks run one after the other (``sequential``) or side by side (``parallel``).
 
 Shapes: b batch, t query len, s context len, e embed dim.
 pre-norm:  ``x = x + dropout(f(norm(x)))``   (GPT-2, T5, LLaMA)
 post-norm: ``x = norm(x + dropout(f(x)))``   (the original Transformer, BERT)
+parallel:  ``x = x + attn(norm_1(x)) + ffn(norm_2(x))``   (GPT-J, GPT-NeoX, PaLM; pre-norm only)
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from zoo.blocks.attention import KVCache, MultiHeadAttention
+from zoo.blocks.attention import KVCache, MultiHeadAttention, SlidingWindowCache
 
 NormPlacement = Literal["pre", "post"]
+ResidualName = Literal["sequential", "parallel"]
 
 
 class LayerCache:
-    """Per-layer decoding state: self-attention keys/values and (decoders) cross-attention ones."""
+    """Per-layer decoding state: self-attention keys/values and (decoders) cross-attention ones.
 
-    def __init__(self) -> None:
-        self.self_attn = KVCache()
+    Args:
+        window: The self-attention's sliding window: keep only the keys it can still see.
+    """
+
+    def __init__(self, window: int | None = None) -> None:
+        self.self_attn = SlidingWindowCache(window) if window is not None else KVCache()
         self.cross_attn = KVCache()
 
     def reserve(self, capacity: int) -> None:
@@ -47,6 +54,8 @@ class EncoderLayer(nn.Module):
         ffn_norm: Norm of the feed-forward residual.
         norm_placement: ``pre`` or ``post``.
         dropout: Dropout on the residual branches.
+        residual: ``sequential`` (each sub-block reads the previous one's output) or ``parallel``
+            (every sub-block reads the layer input and their outputs are summed; pre-norm only).
     """
 
     def __init__(
@@ -58,11 +67,17 @@ class EncoderLayer(nn.Module):
         ffn_norm: nn.Module,
         norm_placement: NormPlacement = "pre",
         dropout: float = 0.0,
+        residual: ResidualName = "sequential",
     ):
         super().__init__()
         if norm_placement not in ("pre", "post"):
             raise ValueError(f"norm_placement={norm_placement!r} is not valid; choose 'pre' or 'post'")
+        if residual not in ("sequential", "parallel"):
+            raise ValueError(f"residual={residual!r} is not valid; choose 'sequential' or 'parallel'")
+        if residual == "parallel" and norm_placement != "pre":
+            raise ValueError("residual='parallel' needs norm_placement='pre' (each branch normalises its own input)")
         self.pre_norm = norm_placement == "pre"
+        self.parallel = residual == "parallel"
         self.self_attn = self_attn
         self.self_attn_norm = self_attn_norm
         self.ffn = ffn
@@ -78,6 +93,14 @@ class EncoderLayer(nn.Module):
         # Skipping the module call outside training matters when decoding one token at a time.
         return self.dropout(x) if self.training else x
 
+    def branches(self, x: Tensor, *pairs: tuple[nn.Module, Callable[[Tensor], Tensor]]) -> Tensor:
+        """Apply ``(norm, fn)`` residual branches in order, or all to ``x`` when parallel."""
+        if self.parallel:
+            return x + sum(self._dropout(fn(norm(x))) for norm, fn in pairs)
+        for norm, fn in pairs:
+            x = self.residual(x, norm, fn)
+        return x
+
     def forward(
         self,
         x: Tensor,
@@ -90,16 +113,18 @@ class EncoderLayer(nn.Module):
     ) -> Tensor:
         """``x`` ``(b, t, e)`` → ``(b, t, e)``; arguments as in ``MultiHeadAttention.forward``."""
         self_cache = cache.self_attn if cache is not None else None
-        x = self.residual(
-            x, self.self_attn_norm,
-            lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache),
+        return self.branches(
+            x,
+            (self.self_attn_norm,
+             lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache)),
+            (self.ffn_norm, self.ffn),
         )
-        return self.residual(x, self.ffn_norm, self.ffn)
 
 
 class DecoderLayer(EncoderLayer):
     """An ``EncoderLayer`` with cross-attention to ``context`` between self-attention and the
-    feed-forward block (the encoder-decoder layer of Vaswani et al. and T5).
+    feed-forward block (the encoder-decoder layer of Vaswani et al. and T5). A parallel layer
+    sums all three branches of its input.
 
     Args:
         cross_attn: Attention with ``cross_attention=True``; the other arguments as in ``EncoderLayer``.
@@ -117,9 +142,10 @@ class DecoderLayer(EncoderLayer):
         ffn_norm: nn.Module,
         norm_placement: NormPlacement = "pre",
         dropout: float = 0.0,
+        residual: ResidualName = "sequential",
     ):
         super().__init__(self_attn, ffn, self_attn_norm=self_attn_norm, ffn_norm=ffn_norm,
-                         norm_placement=norm_placement, dropout=dropout)
+                         norm_placement=norm_placement, dropout=dropout, residual=residual)
         if not cross_attn.cross_attention:
             raise ValueError("DecoderLayer: cross_attn must be built with cross_attention=True")
         self.cross_attn = cross_attn
@@ -140,11 +166,10 @@ class DecoderLayer(EncoderLayer):
         """``x`` ``(b, t, e)`` attends to itself, then to ``context`` ``(b, s, e)``."""
         self_cache = cache.self_attn if cache is not None else None
         cross_cache = cache.cross_attn if cache is not None else None
-        x = self.residual(
-            x, self.self_attn_norm,
-            lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache),
+        return self.branches(
+            x,
+            (self.self_attn_norm,
+             lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache)),
+            (self.cross_attn_norm, lambda h: self.cross_attn(h, context, mask=context_mask, cache=cross_cache)),
+            (self.ffn_norm, self.ffn),
         )
-        x = self.residual(
-            x, self.cross_attn_norm, lambda h: self.cross_attn(h, context, mask=context_mask, cache=cross_cache)
-        )
-        return self.residual(x, self.ffn_norm, self.ffn)

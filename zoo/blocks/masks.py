@@ -23,6 +23,21 @@ def causal_mask(t: int, s: int, device: torch.device | None = None) -> Tensor:
     return torch.ones(t, s, dtype=torch.bool, device=device).tril(diagonal=s - t)
 
 
+def sliding_window_mask(t: int, s: int, window: int, causal: bool, device: torch.device | None = None) -> Tensor:
+    """Mask of ``t`` queries, the last ``t`` of ``s`` keys, that see only keys less than ``window``
+    positions away: a causal query itself and ``window - 1`` keys before it (Mistral's convention),
+    a bidirectional one ``window - 1`` keys on either side.
+
+    Returns:
+        Bool tensor of shape ``(t, s)``.
+    """
+    queries = torch.arange(s - t, s, device=device)[:, None]
+    distance = queries - torch.arange(s, device=device)[None]  # (t, s), query minus key position
+    if causal:
+        return (distance >= 0) & (distance < window)
+    return distance.abs() < window
+
+
 def padding_mask(attention_mask: Tensor) -> Tensor:
     """Turn a per-key ``(b, s)`` mask (True = real token) into a broadcastable ``(b, 1, 1, s)``."""
     if attention_mask.dtype != torch.bool:

@@ -67,25 +67,36 @@ class SinusoidalPositions(nn.Module):
 
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (Su et al., 2021) in the "rotate half" layout of GPT-NeoX and LLaMA:
-    dimension ``i`` pairs with ``i + d/2``. Scores then depend only on relative offsets."""
+    dimension ``i`` pairs with ``i + r/2``. Scores then depend only on relative offsets.
+
+    Args:
+        head_dim: Dimensions ``r`` that rotate: the whole head, or its first ``r`` dimensions
+            (partial rotary, GPT-NeoX's ``rotary_pct``); the rest pass through unrotated.
+        base: Frequency base; dimension pair ``i`` turns at ``base^(-2i/r)`` radians per position.
+    """
 
     kind: ClassVar[PositionKind] = "rotary"
 
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
-        if head_dim % 2:
-            raise ValueError(f"rotary positions need an even head_dim, got {head_dim}")
+        if head_dim % 2 or head_dim < 2:
+            raise ValueError(f"rotary positions need an even head_dim (rotated dimensions), got {head_dim}")
         inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, position_ids: Tensor) -> tuple[Tensor, Tensor]:
-        angles = position_ids[..., None].float() * self.inv_freq  # (b, t, d/2)
-        angles = torch.cat((angles, angles), dim=-1)[:, None]  # (b, 1, t, d)
+        angles = position_ids[..., None].float() * self.inv_freq  # (b, t, r/2)
+        angles = torch.cat((angles, angles), dim=-1)[:, None]  # (b, 1, t, r)
         return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate ``x`` of shape ``(b, h, t, d)`` by the angles behind ``cos``/``sin`` ``(b, 1, t, d)``."""
+    """Rotate ``x`` of shape ``(b, h, t, d)`` by the angles behind ``cos``/``sin`` ``(b, 1, t, r)``:
+    its first ``r`` dimensions (all of them unless the rotary is partial)."""
+    r = cos.shape[-1]
+    if r < x.shape[-1]:
+        rotary, passed = x.split_with_sizes([r, x.shape[-1] - r], dim=-1)
+        return torch.cat((apply_rotary(rotary, cos, sin), passed), dim=-1)
     x1, x2 = x.chunk(2, dim=-1)
     rotated = torch.cat((-x2, x1), dim=-1)
     return (x * cos + rotated * sin).to(x.dtype)

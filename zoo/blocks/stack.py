@@ -23,10 +23,18 @@ from zoo.blocks.positions import LearnedPositions, PositionKind, check_learned_l
 
 class StackCache:
     """Decoding state of a whole stack: one ``LayerCache`` per layer and the positions of the keys
-    seen so far (position biases need them)."""
+    seen so far (position biases need them).
 
-    def __init__(self, num_layers: int) -> None:
-        self.layers = [LayerCache() for _ in range(num_layers)]
+    Args:
+        num_layers: Layers of the stack.
+        windows: Each layer's sliding window (None = global); ``TransformerStack.new_cache`` fills it in.
+    """
+
+    def __init__(self, num_layers: int, windows: Sequence[int | None] | None = None) -> None:
+        windows = list(windows) if windows is not None else [None] * num_layers
+        if len(windows) != num_layers:
+            raise ValueError(f"StackCache: {len(windows)} windows for {num_layers} layers")
+        self.layers = [LayerCache(window) for window in windows]
         self.positions: Tensor | None = None  # (b, s), kept only when a position bias needs them
         self.length = 0
 
@@ -83,9 +91,15 @@ class TransformerStack(nn.Module):
         self.rotary = positions if kind == "rotary" else None
         self.position_bias = positions if kind == "bias" else None
         self.layers = nn.ModuleList(layers)
+        # Each layer's sliding window (None = global): one mask is prepared per distinct window.
+        self.windows = [layer.self_attn.window for layer in self.layers]
         self.input_norm = input_norm if input_norm is not None else nn.Identity()
         self.final_norm = final_norm if final_norm is not None else nn.Identity()
         self.dropout = nn.Dropout(dropout)
+
+    def new_cache(self) -> StackCache:
+        """An empty decoding cache; sliding-window layers keep only what their window needs."""
+        return StackCache(len(self.layers), self.windows)
 
     def forward(
         self,
@@ -132,8 +146,10 @@ class TransformerStack(nn.Module):
         rope = self.rotary(position_ids) if self.rotary is not None else None
         bias = self.position_bias(position_ids, key_positions) if self.position_bias is not None else None
         mask = padding_mask(attention_mask) if attention_mask is not None else None
-        # Causality, padding and position bias fold into one tensor here, once for all layers.
-        attn_mask, is_causal = prepare_attention_mask(t, offset + t, mask, bias, self.causal, x.dtype, x.device)
+        # Causality, padding, position bias and sliding window fold into one tensor here, once for
+        # all the layers that share a window.
+        masks = {window: prepare_attention_mask(t, offset + t, mask, bias, self.causal, x.dtype, x.device, window)
+                 for window in dict.fromkeys(self.windows)}
         ctx_mask = padding_mask(context_mask) if context_mask is not None else None
 
         x = self.input_norm(x)
@@ -141,6 +157,7 @@ class TransformerStack(nn.Module):
             x = self.dropout(x)
         for i, layer in enumerate(self.layers):
             layer_cache = cache.layers[i] if cache is not None else None
+            attn_mask, is_causal = masks[self.windows[i]]
             if context is not None:
                 x = layer(x, context, context_mask=ctx_mask, bias=attn_mask, is_causal=is_causal,
                           rope=rope, cache=layer_cache)
