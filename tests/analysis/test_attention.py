@@ -54,10 +54,8 @@ def spy_on_kernels(model):
 def test_captured_weights_reproduce_the_sdpa_output(family, position):
     """For every call, captured weights @ V equals what the SDPA kernel returned: position biases,
     rotary, padding and causality are all in the recorded map."""
-    overrides = dict(position=position.split("-")[0])
-    if position.endswith("gqa"):
-        overrides["num_kv_heads"] = 2
-    model = build(family, **overrides)
+    position, _, variant = position.partition("-")
+    model = build(family, position=position, **({"num_kv_heads": 2} if variant == "gqa" else {}))
     assert all(m.attention_fn is F.scaled_dot_product_attention for m in model.modules()
                if isinstance(m, MultiHeadAttention))
     ids = random_ids(2, 7)
@@ -76,8 +74,27 @@ def test_captured_weights_reproduce_the_sdpa_output(family, position):
         groups = module.num_heads // module.num_kv_heads
         assert torch.allclose(weights @ v.repeat_interleave(groups, dim=1), kernel_out, atol=1e-5)
         decoder_self = family == "t5" and names[id(module)].startswith("decoder.") and not module.cross_attention
-        if not decoder_self:  # T5's decoder got no padding mask here; everything else did
+        if not decoder_self:  # T5's decoder got no padding mask here; the rest did
             assert (weights[1, :, :5, 5:] == 0).all()  # no real token attends to padding
+
+
+@pytest.mark.parametrize("options", [dict(softcap=2.0), dict(window=3), dict(window=2, softcap=1.5),
+                                     dict(num_kv_heads=1, window=4)])
+def test_capture_of_softcapped_and_windowed_attention(options):
+    """A softcapped block runs eager with the cap bound in; a windowed one folds the window into its mask.
+    The captured weights are those the kernel used either way."""
+    attention = MultiHeadAttention(embed_dim=16, num_heads=4, **options).eval()
+    model = torch.nn.ModuleDict({"attn": attention})
+    x = torch.randn(2, 6, 16) * 3
+    seen = spy_on_kernels(model)
+    with capture_attention(model) as maps:
+        out = attention(x, is_causal=True)
+    (_, v, kernel_out), weights = seen[0], maps["attn"]
+    assert torch.allclose(weights @ v.repeat_interleave(4 // attention.num_kv_heads, dim=1), kernel_out, atol=1e-5)
+    assert torch.allclose(out, attention(x, is_causal=True))
+    if "window" in options:
+        far = torch.ones(6, 6, dtype=torch.bool).tril(diagonal=-options["window"])
+        assert (weights[..., far] == 0).all() and (weights.triu(diagonal=1) == 0).all()
 
 
 def test_causal_maps_and_padding():

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from zoo.blocks.attention import MultiHeadAttention
+from zoo.blocks.softcap import softcap as softcap_scores
 
 
 def attention_weights(
@@ -28,17 +29,19 @@ def attention_weights(
     is_causal: bool = False,
     scale: float | None = None,
     enable_gqa: bool = False,
+    softcap: float | None = None,
 ) -> Tensor:
     """``softmax(QKᵀ·scale + mask)`` as ``F.scaled_dot_product_attention`` computes it, ``(b, h, t, s)``.
 
     Arguments as in SDPA: ``q`` ``(b, h, t, d)``, ``k`` ``(b, k, s, d)``; a bool ``attn_mask`` is
-    True where a query may attend, a float one is added to the scores. Weights come back in float32.
+    True where a query may attend, a float one is added to the scores. ``softcap`` caps the scaled
+    scores before the mask, as ``eager_attention`` does. Weights come back in float32.
     """
     t, s = q.shape[-2], k.shape[-2]
     if enable_gqa and k.shape[1] != q.shape[1]:
         k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)  # (b, h, s, d)
     scale = scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
-    scores = (q.float() @ k.float().transpose(-2, -1)) * scale  # (b, h, t, s)
+    scores = softcap_scores((q.float() @ k.float().transpose(-2, -1)) * scale, softcap)  # (b, h, t, s)
     if is_causal:
         # SDPA's own causal mask is top-left aligned; MultiHeadAttention asks for it only when t == s.
         scores = scores.masked_fill(~torch.ones(t, s, dtype=torch.bool, device=q.device).tril(), float("-inf"))
@@ -80,7 +83,7 @@ class AttentionMaps:
         return torch.stack([self[n] for n in chosen])
 
 
-def _recording(kernel: Callable[..., Tensor], store: list[Tensor]) -> Callable[..., Tensor]:
+def _recording(kernel: Callable[..., Tensor], store: list[Tensor], softcap: float | None) -> Callable[..., Tensor]:
     def kernel_and_record(
         q: Tensor,
         k: Tensor,
@@ -92,7 +95,7 @@ def _recording(kernel: Callable[..., Tensor], store: list[Tensor]) -> Callable[.
         enable_gqa: bool = False,
     ) -> Tensor:
         with torch.no_grad():
-            store.append(attention_weights(q, k, attn_mask, is_causal, scale, enable_gqa).detach().cpu())
+            store.append(attention_weights(q, k, attn_mask, is_causal, scale, enable_gqa, softcap).detach().cpu())
         return kernel(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
                       enable_gqa=enable_gqa)
 
@@ -103,9 +106,9 @@ def _recording(kernel: Callable[..., Tensor], store: list[Tensor]) -> Callable[.
 def capture_attention(model: nn.Module) -> Iterator[AttentionMaps]:
     """Record the attention weights of every ``MultiHeadAttention`` in ``model`` inside the block.
 
-    Works for every family (encoder self-attention, decoder causal self-attention, cross-attention)
-    and every position scheme, with either ``attn_implementation``. Weights are the softmax
-    probabilities before attention dropout, on the CPU in float32.
+    Works for every family (encoder self-attention, decoder causal self-attention, cross-attention),
+    every position scheme, sliding windows and softcapped scores, with either ``attn_implementation``.
+    Weights are the softmax probabilities before attention dropout, on the CPU in float32.
 
     Example::
 
@@ -119,7 +122,8 @@ def capture_attention(model: nn.Module) -> Iterator[AttentionMaps]:
     for name, module in model.named_modules():
         if isinstance(module, MultiHeadAttention):
             kernel = module.attention_fn
-            module.attention_fn = _recording(kernel, maps.calls.setdefault(name, []))
+            softcap = getattr(module, "softcap", None)  # a softcapped module's kernel is eager with the cap bound
+            module.attention_fn = _recording(kernel, maps.calls.setdefault(name, []), softcap)
             patched.append((module, kernel))
     if not patched:
         raise ValueError(f"{type(model).__name__} has no MultiHeadAttention module to capture")
