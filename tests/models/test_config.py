@@ -67,8 +67,8 @@ def test_to_dict_from_dict_round_trip(family):
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_from_dict_rejects_unknown_keys(family):
-    values = {**config(family).to_dict(), "num_experts": 8}
-    with pytest.raises(ValueError, match="num_experts"):
+    values = {**config(family).to_dict(), "num_expert": 8}  # a typo of num_experts
+    with pytest.raises(ValueError, match="num_expert"):
         FAMILIES[family][1].from_dict(values)
 
 

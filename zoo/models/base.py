@@ -1,11 +1,14 @@
-"""What every family model shares: weight initialisation and parameter counting."""
+"""What every family model shares: weight initialisation, parameter counting and the auxiliary
+(mixture-of-experts load-balancing) loss."""
 
 from __future__ import annotations
 
 import math
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
+from zoo.blocks.moe import MixtureOfExperts
 from zoo.models.config import TransformerConfig
 
 
@@ -45,3 +48,12 @@ class ZooModel(nn.Module):
             if head is not None:
                 params.pop(id(head.weight), None)
         return sum(p.numel() for p in params.values())
+
+    def aux_loss(self) -> Tensor | None:
+        """The auxiliary loss of the last forward pass, to add to the training loss:
+        ``moe_aux_loss_weight`` × the mean load-balancing loss of the mixture-of-experts layers
+        (None for a model without experts)."""
+        losses = [m.aux_loss for m in self.modules() if isinstance(m, MixtureOfExperts) and m.aux_loss is not None]
+        if not losses:
+            return None
+        return self.config.moe_aux_loss_weight * torch.stack(losses).mean()

@@ -19,6 +19,7 @@ from zoo.blocks.feed_forward import ACTIVATIONS, ActivationName
 from zoo.blocks.layers import NormPlacement
 from zoo.blocks.norms import NormName
 from zoo.blocks.positions import PositionName
+from zoo.blocks.softcap import softcap
 from zoo.models.base import ZooModel
 from zoo.models.builders import norm_block, transformer_stack
 from zoo.models.config import TransformerConfig
@@ -59,13 +60,14 @@ class MLMHead(nn.Module):
         self.norm = norm_block(config)
         self.decoder = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.logit_softcap = config.logit_softcap
 
     def transform(self, x: Tensor) -> Tensor:
         """dense → activation → norm: the per-position transform before the vocabulary projection."""
         return self.norm(self.act(self.dense(x)))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.decoder(self.transform(x)) + self.bias
+        return softcap(self.decoder(self.transform(x)) + self.bias, self.logit_softcap)
 
 
 class BERT(ZooModel):

@@ -4,12 +4,13 @@ its own file with its namesake's defaults, so every switch works in every family
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from zoo.blocks.attention import AttnImplementation
 from zoo.blocks.feed_forward import ACTIVATIONS, ActivationName, default_ffn_dim
-from zoo.blocks.layers import NormPlacement
+from zoo.blocks.layers import NormPlacement, ResidualName
 from zoo.blocks.norms import NORMS, NormName
 from zoo.blocks.positions import POSITIONS, PositionName, check_learned_length
 
@@ -27,7 +28,8 @@ class TransformerConfig:
         num_kv_heads: Key/value heads: ``num_heads`` (or null) = MHA, a divisor of it = GQA, 1 = MQA.
         head_dim: Width of each head; null = ``embed_dim // num_heads``.
         ffn_dim: Feed-forward hidden width; null = 4·embed_dim (⅔ of that for gated activations).
-        activation: Feed-forward activation: relu, gelu, gelu_tanh, swiglu, geglu, geglu_tanh.
+        activation: Feed-forward activation: relu, relu2 (relu(x)², Primer), gelu, gelu_tanh, swiglu,
+            geglu, geglu_tanh.
         norm: layernorm, rmsnorm or none.
         norm_placement: pre (norm inside the residual branch) or post (after the residual sum).
         norm_eps: Epsilon of the norms.
@@ -48,6 +50,29 @@ class TransformerConfig:
         pad_token_id: Padding id (linked from the data module).
         bos_token_id: Beginning-of-sequence id (linked from the data module).
         eos_token_id: End-of-sequence id (linked from the data module).
+        qk_norm: Norm over each query and key head before the dot product: none, rmsnorm or
+            layernorm (Qwen3 / Gemma 3 placement: per head, after the projection, before rotary
+            positions, one weight of head_dim shared by the heads).
+        sliding_window: Self-attention sees only keys less than this many positions away —
+            itself and sliding_window - 1 earlier tokens in a causal stack (Mistral), as many on
+            either side in a bidirectional one; null = global attention. The KV cache of a
+            windowed layer keeps only sliding_window - 1 keys.
+        global_layer_every: With sliding_window, every n-th layer (layers n-1, 2n-1, …, counted
+            from 0) attends globally: 2 alternates local and global as Gemma 2, 6 is Gemma 3's
+            5:1; null = every layer is windowed.
+        num_experts: Mixture-of-experts feed-forward with this many experts of ffn_dim each, a
+            router choosing experts_per_token of them per token (Mixtral); null = one dense
+            feed-forward.
+        experts_per_token: Experts each token is routed to (top-k), 1..num_experts.
+        moe_aux_loss_weight: Weight of the load-balancing loss (Switch Transformer, k at balance)
+            added to the training loss; logged as ``<stage>_aux_loss``.
+        residual: sequential (attention, then feed-forward) or parallel (both read the layer
+            input and are summed: GPT-J / GPT-NeoX / PaLM); parallel needs pre-norm.
+        rotary_fraction: Fraction of each head's dimensions that rotary positions rotate (the
+            first ones, GPT-NeoX's rotary_pct); head_dim · fraction must be a whole even number.
+        attention_softcap: Cap attention scores at c·tanh(score/c) (Gemma 2: 50); null = none.
+            Takes the eager attention path, SDPA kernels cannot cap.
+        logit_softcap: Cap the output logits at c·tanh(logit/c) (Gemma 2: 30); null = none.
     """
 
     vocab_size: int = 8000
@@ -76,6 +101,16 @@ class TransformerConfig:
     pad_token_id: int = 0
     bos_token_id: int = 2
     eos_token_id: int = 3
+    qk_norm: NormName = "none"
+    sliding_window: int | None = None
+    global_layer_every: int | None = None
+    num_experts: int | None = None
+    experts_per_token: int = 2
+    moe_aux_loss_weight: float = 0.01
+    residual: ResidualName = "sequential"
+    rotary_fraction: float = 1.0
+    attention_softcap: float | None = None
+    logit_softcap: float | None = None
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -99,11 +134,47 @@ class TransformerConfig:
         check(kv > 0 and self.num_heads % kv == 0,
               f"num_heads={self.num_heads} must be divisible by num_kv_heads={self.num_kv_heads}")
         check(0.0 <= self.dropout < 1.0, f"dropout={self.dropout} must be in [0, 1)")
+        check(self.init_std >= 0, f"init_std={self.init_std} must be >= 0 (the std of the normal initialisation)")
         if self.position == "sinusoidal":
             check(self.embed_dim % 2 == 0, f"position='sinusoidal' needs an even embed_dim, got {self.embed_dim}")
-        if self.position == "rotary":
+        if self.position == "rotary" and self.rotary_fraction == 1.0:
             head_dim = self.resolved_head_dim
             check(head_dim % 2 == 0, f"position='rotary' needs an even head_dim, got {head_dim}")
+        self._check_modern(check)
+
+    def _check_modern(self, check: Callable[[bool, str], None]) -> None:
+        """The switches of the modern variants (QK-norm, sliding window, MoE, parallel residual,
+        partial rotary, softcapping)."""
+        check(self.qk_norm in NORMS, f"qk_norm={self.qk_norm!r} is not one of {sorted(NORMS)}")
+        check(self.sliding_window is None or self.sliding_window > 0,
+              f"sliding_window={self.sliding_window} must be a positive number of tokens "
+              "(or null for global attention)")
+        if self.global_layer_every is not None:
+            check(self.global_layer_every > 0,
+                  f"global_layer_every={self.global_layer_every} must be a positive integer (or null)")
+            check(self.sliding_window is not None,
+                  f"global_layer_every={self.global_layer_every} needs a sliding_window for the other layers")
+        if self.num_experts is not None:
+            check(self.num_experts >= 2,
+                  f"num_experts={self.num_experts} must be >= 2 (null = a dense feed-forward)")
+            check(1 <= self.experts_per_token <= self.num_experts,
+                  f"experts_per_token={self.experts_per_token} must be between 1 and num_experts={self.num_experts}")
+        check(self.moe_aux_loss_weight >= 0, f"moe_aux_loss_weight={self.moe_aux_loss_weight} must be >= 0")
+        check(self.residual in ("sequential", "parallel"),
+              f"residual={self.residual!r} must be 'sequential' or 'parallel'")
+        check(self.residual == "sequential" or self.norm_placement == "pre",
+              "residual='parallel' needs norm_placement='pre' (each branch normalises its own input)")
+        check(0.0 < self.rotary_fraction <= 1.0, f"rotary_fraction={self.rotary_fraction} must be in (0, 1]")
+        if self.rotary_fraction != 1.0:
+            check(self.position == "rotary", f"rotary_fraction={self.rotary_fraction} needs position='rotary', "
+                                             f"got {self.position!r}")
+            dims = self.resolved_head_dim * self.rotary_fraction
+            check(abs(dims - round(dims)) < 1e-6 and round(dims) % 2 == 0 and round(dims) > 0,
+                  f"rotary_fraction={self.rotary_fraction} of head_dim={self.resolved_head_dim} gives {dims:g} "
+                  "rotary dimensions; it must give a whole, even number")
+        for name in ("attention_softcap", "logit_softcap"):
+            value = getattr(self, name)
+            check(value is None or value > 0, f"{name}={value} must be > 0 (or null for no capping)")
 
     # Defaults resolved once, here: every builder, HF exporter and budget reads these.
     @property
@@ -117,6 +188,18 @@ class TransformerConfig:
     @property
     def resolved_ffn_dim(self) -> int:
         return self.ffn_dim or default_ffn_dim(self.embed_dim, self.activation)
+
+    @property
+    def rotary_dims(self) -> int:
+        """Dimensions of each head that rotary positions rotate."""
+        return round(self.resolved_head_dim * self.rotary_fraction)
+
+    def layer_window(self, index: int) -> int | None:
+        """The sliding window of layer ``index`` (None = global attention)."""
+        every = self.global_layer_every
+        if self.sliding_window is None or (every is not None and (index + 1) % every == 0):
+            return None
+        return self.sliding_window
 
     @property
     def resolved_scale_embedding(self) -> bool:
@@ -138,12 +221,18 @@ class TransformerConfig:
         configs with equal ``architecture()`` build the same model and load each other's weights.
 
         Left out: training-time and runtime choices (``dropout``, ``attn_implementation``,
-        ``init_std``), the special token ids, and settings of position schemes not in use
-        (``max_seq_len`` counts only for a learned table).
+        ``init_std``, ``moe_aux_loss_weight``), the special token ids, and settings of position
+        schemes or switches not in use (``max_seq_len`` counts only for a learned table,
+        ``experts_per_token`` only with experts, ``global_layer_every`` only with a window).
         """
         values = self.to_dict()
-        for name in ("dropout", "attn_implementation", "init_std", "pad_token_id", "bos_token_id", "eos_token_id"):
+        for name in ("dropout", "attn_implementation", "init_std", "pad_token_id", "bos_token_id", "eos_token_id",
+                     "moe_aux_loss_weight"):
             values.pop(name)
+        if self.num_experts is None:
+            values.pop("experts_per_token")
+        if self.sliding_window is None:
+            values.pop("global_layer_every")
         unused = {"learned": ("max_seq_len",), "rotary": ("rope_base",),
                   "relative": ("relative_num_buckets", "relative_max_distance")}
         for position, names in unused.items():

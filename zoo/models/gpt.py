@@ -20,6 +20,7 @@ from zoo.blocks.feed_forward import ActivationName
 from zoo.blocks.layers import NormPlacement
 from zoo.blocks.norms import NormName
 from zoo.blocks.positions import PositionName
+from zoo.blocks.softcap import softcap
 from zoo.blocks.stack import StackCache
 from zoo.models.base import ZooModel
 from zoo.models.builders import transformer_stack
@@ -62,7 +63,7 @@ class GPT(ZooModel):
 
     def new_cache(self) -> StackCache:
         """An empty KV cache for incremental decoding."""
-        return StackCache(self.config.num_layers)
+        return self.decoder.new_cache()
 
     def forward(
         self,
@@ -79,7 +80,8 @@ class GPT(ZooModel):
             position_ids: ``(b, t)`` positions; needed for left-padded batches.
             cache: From ``new_cache()``; updated in place so the next call feeds only new tokens.
         """
-        return self.lm_head(self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache))
+        hidden = self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache)
+        return softcap(self.lm_head(hidden), self.config.logit_softcap)
 
     def hidden_states(
         self,

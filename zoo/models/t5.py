@@ -20,6 +20,7 @@ from zoo.blocks.feed_forward import ActivationName
 from zoo.blocks.layers import NormPlacement
 from zoo.blocks.norms import NormName
 from zoo.blocks.positions import PositionName, T5RelativeBias
+from zoo.blocks.softcap import softcap
 from zoo.blocks.stack import StackCache
 from zoo.models.base import ZooModel
 from zoo.models.builders import transformer_stack
@@ -108,7 +109,7 @@ class T5(ZooModel):
 
     def new_cache(self) -> StackCache:
         """An empty decoder cache (self-attention keys/values and the encoder's projected ones)."""
-        return StackCache(len(self.decoder.layers))
+        return self.decoder.new_cache()
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
         """Encoder hidden states ``(b, s, e)``."""
@@ -130,7 +131,7 @@ class T5(ZooModel):
         )
         if self.config.resolved_scale_decoder_output:
             x = x * self.config.embed_dim**-0.5  # keeps tied logits at the scale T5 trains with
-        return self.lm_head(x)
+        return softcap(self.lm_head(x), self.config.logit_softcap)
 
     def decoder_hidden_states(
         self,

@@ -176,6 +176,12 @@ class LanguageModelTask(L.LightningModule):
                  batch_size=batch_size, sync_dist=stage != "train")
         self.log_dict({f"{stage}_{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
                       batch_size=batch_size)
+        aux = self.model.aux_loss()  # mixture-of-experts load balancing, weighted; None without experts
+        if aux is not None:
+            self.log(f"{stage}_aux_loss", aux, on_step=stage == "train", on_epoch=stage != "train",
+                     batch_size=batch_size, sync_dist=stage != "train")
+            if stage == "train":  # {stage}_loss stays the cross-entropy, comparable across models
+                loss = loss + aux
         return loss
 
     def setup(self, stage: str) -> None:
