@@ -33,6 +33,12 @@ def test_noisy_law_and_a_flat_one():
     assert flat.r_squared < 0.9  # no law to find: the fit says so
 
 
+def test_losses_that_rise_with_size_give_a_flat_fit_not_an_error():
+    fit = fit_power_law(SIZES, np.linspace(2.0, 2.5, len(SIZES)))
+    assert fit.a == pytest.approx(0.0, abs=1e-9) and fit.r_squared == pytest.approx(0.0, abs=1e-6)
+    assert np.isfinite(fit.alpha) and fit.c == pytest.approx(2.25)
+
+
 def test_refuses_what_it_cannot_fit():
     with pytest.raises(ValueError, match="at least 4"):
         fit_power_law([1e3, 1e4, 1e5], [3.0, 2.0, 1.5])

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from zoo.analysis import difference, notebook_scale, pick, read_results, report, seed_stats
+from zoo.analysis.notebook import setup_notebook
 
 
 def test_seed_stats_and_difference():
@@ -33,9 +34,21 @@ def test_scale_switch(monkeypatch):
         notebook_scale()
 
 
+def test_setup_notebook_returns_the_scale(monkeypatch):
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("ZOO_NOTEBOOK_SCALE", "quick")
+    try:
+        assert setup_notebook(cpu_threads=None) == "quick"
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_report_round_trips_and_refuses_non_finite(capsys):
-    line = report({"loss": 1.5, "names": ["a"], "nested": {"x": [1, 2]}, "held": True})
-    assert capsys.readouterr().out.strip() == line
+    report({"loss": 1.5, "names": ["a"], "nested": {"x": [1, 2]}, "held": True})
+    line = capsys.readouterr().out.strip()
     assert read_results("noise\n" + line + "\n") == {"held": True, "loss": 1.5, "names": ["a"], "nested": {"x": [1, 2]}}
     with pytest.raises(ValueError, match=r"results.nested.x\[1\]"):
         report({"nested": {"x": [1.0, float("nan")]}})

@@ -23,7 +23,7 @@ from zoo.analysis.metrics import (
     sequence_log_likelihood,
     token_log_probs,
 )
-from zoo.analysis.notebook import notebook_scale, pick, read_results, report
+from zoo.analysis.notebook import notebook_scale, pick, read_results, report, setup_notebook
 from zoo.analysis.profiling import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
 from zoo.analysis.scaling import PowerLaw, fit_power_law, plot_power_law
 from zoo.analysis.stats import Difference, SeedStats, difference, seed_stats
@@ -54,6 +54,7 @@ __all__ = [
     "report",
     "score_language_model",
     "seed_stats",
+    "setup_notebook",
     "sequence_log_likelihood",
     "time_call",
     "token_log_probs",

@@ -67,15 +67,38 @@ def fit_power_law(n: Sequence[float], loss: Sequence[float]) -> PowerLaw:
     def law(u: np.ndarray, a: float, alpha: float, c: float) -> np.ndarray:
         return a * np.power(u, -alpha) + c
 
-    spread = float(y.max() - y.min()) or 1.0
-    start = (spread, 0.5, max(float(y.min()) - 0.5 * spread, 0.0))
-    params, cov = curve_fit(law, u, y, p0=start, bounds=([0.0, 0.0, 0.0], [np.inf, 10.0, np.inf]), maxfev=20000)
+    # Given α the law is linear in (a, c): a grid over α with least squares for the rest always gives
+    # a sound start, and the answer should curve_fit not converge (noisy, nearly flat losses).
+    start, best = (0.0, 0.0, float(y.mean())), float(((y - y.mean()) ** 2).sum())
+    for alpha in np.geomspace(1e-3, 10.0, 400):
+        a, c = _nonnegative_lstsq(np.power(u, -alpha), y)
+        sse = float(((y - law(u, a, alpha, c)) ** 2).sum())
+        if sse < best:
+            start, best = (a, alpha, c), sse
+    try:
+        params, cov = curve_fit(law, u, y, p0=start, bounds=([0.0, 0.0, 0.0], [np.inf, 10.0, np.inf]), maxfev=20000)
+    except RuntimeError:
+        params, cov = np.array(start), np.full((3, 3), np.nan)
+    if ((y - law(u, *params)) ** 2).sum() > best:
+        params, cov = np.array(start), np.full((3, 3), np.nan)
     a_u, alpha, c = (float(p) for p in params)
     residual = float(((y - law(u, *params)) ** 2).sum())
     total = float(((y - y.mean()) ** 2).sum())
     r_squared = 1.0 - residual / total if total > 0 else 1.0
     alpha_stderr = float(np.sqrt(cov[1, 1])) if np.isfinite(cov[1, 1]) else math.nan
     return PowerLaw(a=a_u * n0**alpha, alpha=alpha, c=c, r_squared=r_squared, alpha_stderr=alpha_stderr)
+
+
+def _nonnegative_lstsq(column: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``min ‖a·column + c - y‖²`` over ``a, c >= 0``: the unconstrained solution, else the best edge."""
+    (a, c), *_ = np.linalg.lstsq(np.stack([column, np.ones_like(column)], axis=1), y, rcond=None)
+    if a >= 0 and c >= 0:
+        return float(a), float(c)
+    a_only = max(float(column @ y / (column @ column)), 0.0)
+    c_only = max(float(y.mean()), 0.0)
+    if ((a_only * column - y) ** 2).sum() <= ((c_only - y) ** 2).sum():
+        return a_only, 0.0
+    return 0.0, c_only
 
 
 def plot_power_law(
