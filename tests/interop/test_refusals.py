@@ -37,7 +37,7 @@ def refused(match: str, fn, *args) -> str:
 
 @pytest.mark.parametrize("cls_name,config_name", [
     ("RobertaForMaskedLM", "RobertaConfig"),
-    ("GPTNeoXForCausalLM", "GPTNeoXConfig"),
+    ("FalconForCausalLM", "FalconConfig"),
     ("BertModel", "BertConfig"),  # no LM head: no logits to match
 ])
 def test_unsupported_classes(cls_name, config_name):
@@ -125,7 +125,7 @@ TINY = dict(vocab_size=100, embed_dim=32, num_layers=1, num_heads=4)
     (GPT(GPTConfig(**TINY, position="alibi")), r"position='alibi' cannot be exported"),
     (GPT(GPTConfig(**TINY, scale_embedding=True)), r"GPT2LMHeadModel: scale_embedding=True cannot be exported"),
     (T5(T5Config(**TINY, scale_embedding=True)), r"scale_embedding=True cannot be exported"),
-    (GPT(GPTConfig(**TINY, position="rotary")), r"LlamaForCausalLM: norm='layernorm' cannot be exported"),
+    (GPT(GPTConfig(**TINY, position="rotary", norm="none")), r"LlamaForCausalLM: norm='none' cannot be exported"),
     (GPT(GPTConfig(**TINY, norm="rmsnorm")), r"GPT2LMHeadModel: norm='rmsnorm' cannot be exported"),
     (GPT(GPTConfig(**TINY, bias=False)), r"bias=False cannot be exported"),
     (GPT(GPTConfig(**TINY, num_kv_heads=2)), r"num_kv_heads=2 cannot be exported"),

@@ -1,4 +1,5 @@
-"""Hugging Face interop: BERT, GPT-2, T5 and LLaMA weights in and out of zoo models.
+"""Hugging Face interop: BERT, GPT-2, GPT-NeoX, LLaMA, Mistral, Mixtral, Qwen3 and T5 weights in and
+out of zoo models.
 
     from_hf(model_or_path)            transformers model or save_pretrained directory -> zoo model
     to_hf(zoo_model)                  zoo model -> transformers model with the same weights
@@ -12,7 +13,11 @@ blocks against an independent implementation.
 |------------------------------|------------|-----------------------------------------------------------|
 | `BertForMaskedLM`            | `bert.py`  | `bert`: BERT defaults, `type_vocab_size` segment embeddings |
 | `GPT2LMHeadModel`            | `gpt2.py`  | `gpt`: learned positions, pre-norm LayerNorm, biases      |
+| `GPTNeoXForCausalLM`         | `gpt_neox.py` | `gpt`: rotary (partial), LayerNorm, parallel residual  |
 | `LlamaForCausalLM`           | `llama.py` | `llama`: rotary, RMSNorm, gated FFN (swiglu), GQA         |
+| `Qwen3ForCausalLM`           | `qwen3.py` | `llama` + `qk_norm="rmsnorm"` (+ per-layer windows)       |
+| `MixtralForCausalLM`         | `mixtral.py` | `llama` + `num_experts`, `experts_per_token` (+ window) |
+| `MistralForCausalLM`         | `mistral.py` | `llama` + `sliding_window`                              |
 | `T5ForConditionalGeneration` | `t5.py`    | `t5`: relative bias, RMSNorm, `attention_scale=1.0`       |
 
 Adding an architecture: write ``zoo/hf/<model_type>.py`` ending in ``ARCHITECTURE = Architecture(...)``
@@ -34,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.hf import bert, gpt2, llama, t5
+from zoo.hf import bert, gpt2, gpt_neox, llama, mistral, mixtral, qwen3, t5
 from zoo.hf._common import Architecture, refuse
 from zoo.hf._files import load_hf_config, load_weights, read_config_json
 from zoo.hf._state import export_state, fill_tied, import_state, normalise_names
@@ -48,7 +53,11 @@ __all__ = ["from_hf", "to_hf", "save_pretrained", "SUPPORTED_CLASSES", "ARCHITEC
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": bert.ARCHITECTURE,
     "gpt2": gpt2.ARCHITECTURE,
+    "gpt_neox": gpt_neox.ARCHITECTURE,
     "llama": llama.ARCHITECTURE,
+    "mistral": mistral.ARCHITECTURE,
+    "mixtral": mixtral.ARCHITECTURE,
+    "qwen3": qwen3.ARCHITECTURE,
     "t5": t5.ARCHITECTURE,
 }
 SUPPORTED_CLASSES = tuple(a.hf_class for a in ARCHITECTURES.values())
@@ -90,9 +99,13 @@ def export_architecture(model: Any) -> Architecture:
         raise ValueError(f"zoo {name}: no Hugging Face class takes a zoo {base.name} model")
     taken = [a for a in candidates if a.takes(config)]
     if not taken:
-        fields = dict.fromkeys(field for a in candidates for field in a.export_when)
+        # Name only the general classes: a specialised one (Mistral: LLaMA's conditions and a window)
+        # is never taken without its general class, so it fails the same conditions and adds nothing.
+        general = [a for a in candidates
+                   if not any(set(b.export_when.items()) < set(a.export_when.items()) for b in candidates)]
+        fields = dict.fromkeys(field for a in general for field in a.export_when)
         values = ", ".join(f"{field}={getattr(config, field)!r}" for field in fields)
-        needs = "; ".join(f"{a.hf_class} needs {a.export_needs()}" for a in candidates)
+        needs = "; ".join(f"{a.hf_class} needs {a.export_needs()}" for a in general)
         raise ValueError(f"zoo {name}: {values} cannot be exported: {needs}")
     return max(taken, key=lambda a: len(a.export_when))  # ties: the first in registry order
 
@@ -112,12 +125,14 @@ def from_hf(model_or_path: Any) -> ZooModel:
     """The zoo model equivalent to a Hugging Face one, weights included.
 
     Args:
-        model_or_path: A ``BertForMaskedLM``, ``GPT2LMHeadModel``, ``LlamaForCausalLM`` or
-            ``T5ForConditionalGeneration`` instance, or a local directory written by ``save_pretrained``
-            (``config.json`` plus safetensors or ``.bin`` weights). Nothing is downloaded.
+        model_or_path: An instance of one of ``SUPPORTED_CLASSES`` (``BertForMaskedLM``,
+            ``GPT2LMHeadModel``, ``GPTNeoXForCausalLM``, ``LlamaForCausalLM``, ``MistralForCausalLM``,
+            ``MixtralForCausalLM``, ``Qwen3ForCausalLM``, ``T5ForConditionalGeneration``), or a local
+            directory written by ``save_pretrained`` (``config.json`` plus safetensors or ``.bin``
+            weights). Nothing is downloaded.
 
     Returns:
-        ``zoo.models.BERT``, ``GPT`` (GPT-2 and LLaMA) or ``T5`` with its config derived from the HF
+        ``zoo.models.BERT``, ``GPT`` (the causal LMs) or ``T5`` with its config derived from the HF
         config, in float32 (torch's default dtype), in eval mode on the CPU for a directory and in
         the instance's mode and on its device otherwise.
 
@@ -141,6 +156,8 @@ def from_hf(model_or_path: Any) -> ZooModel:
     family = hf_family(arch.hf_class)
     state = normalise_names(arch, state)
     config = family.make_config(**arch.zoo_config(hf_config, state))
+    if arch.unfuse is not None:
+        state = arch.unfuse(config, state)
     model = family.model_class(config)
     model.load_state_dict(import_state(arch, config, state, model, source))
     return model.to(device).train(training)
@@ -150,7 +167,9 @@ def to_hf(model: ZooModel) -> Any:
     """The Hugging Face model equivalent to a zoo one, weights included.
 
     The class follows the zoo family and config: ``BERT`` -> ``BertForMaskedLM``; ``GPT`` with learned
-    positions -> ``GPT2LMHeadModel``, with rotary positions -> ``LlamaForCausalLM``; ``T5`` ->
+    positions -> ``GPT2LMHeadModel``, with rotary positions -> ``LlamaForCausalLM``, or the class of
+    its switch: LayerNorm -> ``GPTNeoXForCausalLM``, ``qk_norm`` -> ``Qwen3ForCausalLM``,
+    ``num_experts`` -> ``MixtralForCausalLM``, ``sliding_window`` -> ``MistralForCausalLM``; ``T5`` ->
     ``T5ForConditionalGeneration``. The result has the zoo model's dtype, device and train/eval mode.
 
     Raises:
@@ -171,6 +190,8 @@ def to_hf(model: ZooModel) -> Any:
         hf.get_output_embeddings().weight = nn.Parameter(head.detach().clone())
         getattr(hf, "all_tied_weights_keys", {}).pop(arch.head, None)
     state = export_state(arch, config, model.state_dict())
+    if arch.fuse is not None:
+        state = arch.fuse(config, state)
     fill_tied(hf, state)
     missing = sorted(set(hf.state_dict()) - set(state))
     if missing:  # a gap in the architecture's weight table, not a user error

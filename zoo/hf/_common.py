@@ -19,7 +19,8 @@ from zoo.models.config import TransformerConfig
 
 # Hugging Face activation names (transformers' ACT2FN) -> zoo activations, plain and gated.
 PLAIN_ACTIVATIONS = {
-    "relu": "relu", "gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+    "relu": "relu", "relu2": "relu2", "gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
 }
 GATED_ACTIVATIONS = {
     "silu": "swiglu", "swish": "swiglu", "gelu": "geglu", "gelu_python": "geglu",
@@ -100,6 +101,46 @@ def check_heads(what: str, c: TransformerConfig, gqa: bool) -> None:
         raise refuse(what, "head_dim", c.head_dim, "cannot be exported: it must be embed_dim // num_heads")
 
 
+# The zoo switches of the modern variants and the value that turns each off: an HF class that lacks
+# one must refuse a config that turns it on (``refuse_switches``), or the export would drop it.
+SWITCHES_OFF: dict[str, Any] = {
+    "qk_norm": "none", "sliding_window": None, "num_experts": None, "residual": "sequential",
+    "rotary_fraction": 1.0, "attention_softcap": None, "logit_softcap": None,
+}
+
+
+def refuse_switches(what: str, c: TransformerConfig, supported: tuple[str, ...] = ()) -> None:
+    """Refuse to export a zoo config that turns on a switch of ``SWITCHES_OFF`` not in ``supported``."""
+    for name, off in SWITCHES_OFF.items():
+        if name not in supported and getattr(c, name) != off:
+            raise refuse(what, name, getattr(c, name), "cannot be exported: the Hugging Face class has no such option")
+
+
+def window_layers(what: str, layer_types: Any, sliding_window: int | None, num_layers: int) -> dict[str, Any]:
+    """Zoo ``sliding_window`` / ``global_layer_every`` of HF's per-layer ``layer_types``
+    (``sliding_attention`` / ``full_attention``): every layer windowed, or every n-th global;
+    other patterns are refused."""
+    types = list(layer_types) if layer_types else ["full_attention"] * num_layers
+    unknown = sorted(set(types) - {"sliding_attention", "full_attention"})
+    if unknown or len(types) != num_layers:
+        raise refuse(what, "layer_types", types, "must name sliding_attention or full_attention for each layer")
+    sliding = [t == "sliding_attention" for t in types]
+    if not any(sliding) or sliding_window is None:
+        return dict(sliding_window=None)
+    if all(sliding):
+        return dict(sliding_window=int(sliding_window))
+    every = sliding.index(False) + 1
+    if sliding != [(i + 1) % every != 0 for i in range(num_layers)]:
+        raise refuse(what, "layer_types", types, "is not expressible: zoo windows every layer but each n-th "
+                     "(global_layer_every)")
+    return dict(sliding_window=int(sliding_window), global_layer_every=every)
+
+
+def hf_layer_types(c: TransformerConfig) -> list[str]:
+    """HF's ``layer_types`` of a zoo config's per-layer windows."""
+    return ["full_attention" if c.layer_window(i) is None else "sliding_attention" for i in range(c.num_layers)]
+
+
 def activation(what: str, field: str, name: Any, table: Mapping[str, str]) -> str:
     """The zoo activation of an HF activation name, refused when the blocks have none."""
     if not isinstance(name, str) or name not in table:
@@ -170,6 +211,11 @@ class Architecture:
             the value whose docstring says what it needs. When several classes match, the one with
             the most conditions wins, so a specialised class (a sliding window) needs no change to
             the general one.
+        unfuse: ``(zoo_config, hf_state) -> hf_state`` on import, before the weight table: HF
+            tensors that pack several zoo tensors in a way rows cannot slice (Mixtral's stacked
+            experts, GPT-NeoX's per-head interleaved QKV) rewritten into the names and layout the
+            table uses. None = the state as it is.
+        fuse: The inverse of ``unfuse`` on export, after the weight table.
     """
 
     hf_class: str
@@ -183,6 +229,8 @@ class Architecture:
     aliases: tuple[tuple[str, str], ...] = ()
     renames: tuple[tuple[str, str], ...] = ()
     export_when: Mapping[str, Any] = field(default_factory=dict)
+    unfuse: Callable[[Any, dict[str, Tensor]], dict[str, Tensor]] | None = None
+    fuse: Callable[[Any, dict[str, Tensor]], dict[str, Tensor]] | None = None
 
     def takes(self, config: TransformerConfig) -> bool:
         """Whether a zoo config of the family meets ``export_when``."""

@@ -20,6 +20,7 @@ from zoo.hf._common import (
     norm,
     qkv_rows,
     refuse,
+    refuse_switches,
     require,
     special_ids,
 )
@@ -65,6 +66,7 @@ def hf_config(c: BertConfig) -> Any:
     require(what, c, "attention_scale", (None,), "BERT scales scores by 1/sqrt(head_dim)")
     require(what, c, "activation", ("gelu", "gelu_tanh", "relu"), "BERT has a plain (ungated) MLP")
     check_heads(what, c, gqa=False)
+    refuse_switches(what, c)
     return transformers.BertConfig(
         vocab_size=c.vocab_size, hidden_size=c.embed_dim, num_hidden_layers=c.num_layers,
         num_attention_heads=c.num_heads, intermediate_size=c.resolved_ffn_dim,

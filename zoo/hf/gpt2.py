@@ -19,6 +19,7 @@ from zoo.hf._common import (
     linear,
     norm,
     refuse,
+    refuse_switches,
     require,
     special_ids,
 )
@@ -55,6 +56,7 @@ def hf_config(c: GPTConfig) -> Any:
     require(what, c, "attention_scale", (None, 1.0), "GPT-2 scales scores by 1/sqrt(head_dim) or not at all")
     require(what, c, "activation", ("gelu_tanh", "gelu", "relu"), "GPT-2 has a plain (ungated) MLP")
     check_heads(what, c, gqa=False)
+    refuse_switches(what, c)
     return transformers.GPT2Config(
         vocab_size=c.vocab_size, n_positions=c.max_seq_len, n_embd=c.embed_dim, n_layer=c.num_layers,
         n_head=c.num_heads, n_inner=c.resolved_ffn_dim,

@@ -20,6 +20,7 @@ from zoo.hf._common import (
     norm,
     qkv_rows,
     refuse,
+    refuse_switches,
     require,
     special_ids,
 )
@@ -71,6 +72,7 @@ def hf_config(c: GPTConfig) -> Any:
     acts = {"swiglu": "silu", "geglu": "gelu", "geglu_tanh": "gelu_pytorch_tanh"}
     require(what, c, "activation", tuple(acts), "LLaMA has a gated MLP")
     check_heads(what, c, gqa=True)
+    refuse_switches(what, c)
     return transformers.LlamaConfig(
         vocab_size=c.vocab_size, hidden_size=c.embed_dim, intermediate_size=c.resolved_ffn_dim,
         num_hidden_layers=c.num_layers, num_attention_heads=c.num_heads,

@@ -19,13 +19,14 @@ from zoo.hf._common import (
     norm,
     qkv_rows,
     refuse,
+    refuse_switches,
     require,
     special_ids,
 )
 from zoo.models import T5Config
 
 # zoo activation -> T5's feed_forward_proj ("gated-" + ACT2FN name for a gated MLP).
-PROJECTIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new", "swiglu": "gated-silu",
+PROJECTIONS = {"relu": "relu", "relu2": "relu2", "gelu": "gelu", "gelu_tanh": "gelu_new", "swiglu": "gated-silu",
                "geglu": "gated-gelu_python", "geglu_tanh": "gated-gelu"}
 
 
@@ -64,6 +65,7 @@ def hf_config(c: T5Config) -> Any:
     require(what, c, "bias", (False,), "T5 has no biases")
     require(what, c, "attention_scale", (1.0,), "T5 does not scale attention scores")
     require(what, c, "num_kv_heads", (None, c.num_heads), "T5 has no grouped-query attention")
+    refuse_switches(what, c)
     scale = c.resolved_scale_decoder_output
     hf = transformers.T5Config(
         vocab_size=c.vocab_size, d_model=c.embed_dim, d_kv=c.resolved_head_dim, d_ff=c.resolved_ffn_dim,

@@ -61,8 +61,11 @@ def _llama_preset() -> dict[str, Any]:
 
 FAMILIES: dict[str, Family] = {
     "bert": Family("bert", BERT, BertConfig, "encoder", "zoo.tasks.MaskedLM", ("BertForMaskedLM",)),
-    "gpt": Family("gpt", GPT, GPTConfig, "decoder", "zoo.tasks.CausalLM", ("GPT2LMHeadModel",)),
-    "llama": Family("llama", GPT, GPTConfig, "decoder", "zoo.tasks.CausalLM", ("LlamaForCausalLM",),
+    "gpt": Family("gpt", GPT, GPTConfig, "decoder", "zoo.tasks.CausalLM", ("GPT2LMHeadModel", "GPTNeoXForCausalLM")),
+    # Export ties between equally specific classes go to the first: Qwen3 and Mixtral before Mistral,
+    # since they also take a sliding window.
+    "llama": Family("llama", GPT, GPTConfig, "decoder", "zoo.tasks.CausalLM",
+                    ("LlamaForCausalLM", "Qwen3ForCausalLM", "MixtralForCausalLM", "MistralForCausalLM"),
                     preset=_llama_preset()),
     "t5": Family("t5", T5, T5Config, "encoder-decoder", "zoo.tasks.Seq2SeqLM", ("T5ForConditionalGeneration",)),
 }
