@@ -12,9 +12,13 @@ from zoo.data.tokenizers import CharTokenizer, SentencePieceTokenizer, Tokenizer
 
 if TYPE_CHECKING:
     from zoo.data.datamodule import TextDataModule
+    from zoo.data.instruction import InstructionDataModule
+    from zoo.data.labelled import LabelledTextDataModule
 
 __all__ = [
     "CharTokenizer",
+    "InstructionDataModule",
+    "LabelledTextDataModule",
     "SentencePieceTokenizer",
     "TextDataModule",
     "Tokenizer",
@@ -25,9 +29,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "TextDataModule":
-        from zoo.data.datamodule import TextDataModule
+# Data modules (which need Lightning) by name -> their module, imported on first use.
+_LAZY = {
+    "TextDataModule": "zoo.data.datamodule",
+    "LabelledTextDataModule": "zoo.data.labelled",
+    "InstructionDataModule": "zoo.data.instruction",
+}
 
-        return TextDataModule
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

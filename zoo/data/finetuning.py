@@ -1,0 +1,262 @@
+"""What the fine-tuning data modules share (``LabelledTextDataModule``, ``InstructionDataModule``):
+the tokenizer, splits held in memory, loaders, the family shape the batches are made for, and the
+checkpoint entry that records all of it.
+
+Fine-tuning sets are small (thousands of short examples), so they are read and tokenized in
+``setup`` in a second or two, without an on-disk cache. How an example becomes model input (which
+special tokens, where the loss applies) depends on the family's shape, which the data module takes
+from the model being trained (``shape="auto"``) or from its argument.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+from zoo.data.datamodule import default_cache_dir
+from zoo.data.splits import assign_splits
+from zoo.data.tokenizers import Tokenizer, TokenizerKind, cached_tokenizer_file, check_tokenizer_kind, load_tokenizer
+from zoo.models.registry import Shape
+
+ShapeChoice = Literal["auto", "encoder", "decoder", "encoder-decoder"]
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+
+
+def split_by_hash(items: list[Any], key: Callable[[Any], str], val_fraction: float, seed: int) -> dict[str, list[Any]]:
+    """Train and validation from one list, each item placed by a hash of ``key(item)`` and ``seed``
+    (``zoo.data.splits``): equal texts never straddle the splits."""
+    where = assign_splits([key(item) for item in items], seed, {"validation": val_fraction})
+    out: dict[str, list[Any]] = {"train": [], "validation": []}
+    for item, split in zip(items, where, strict=True):
+        out[split].append(item)
+    if not out["train"] or not out["validation"]:
+        raise ValueError(f"cannot split {len(items)} example(s) into train and validation with val_fraction="
+                         f"{val_fraction}; add data, change val_fraction or give a 'validation' file")
+    return out
+
+
+class FineTuneDataModule(L.LightningDataModule):
+    """Base of the fine-tuning data modules (not used directly).
+
+    Args:
+        tokenizer: ``sentencepiece`` (trained on the training split and cached) or ``char``.
+        tokenizer_path: An existing tokenizer file (.model or .json) instead of training one. With
+            ``--model.init_args.pretrained`` a zoo checkpoint's own tokenizer is filled in here.
+        vocab_size: SentencePiece vocabulary size when training one.
+        max_seq_len: Longest model input in tokens, special tokens included; longer text is cut.
+        batch_size: Examples per training batch.
+        eval_batch_size: Examples per validation / test / predict batch; null = ``batch_size``.
+        num_workers: DataLoader worker processes.
+        val_fraction: Share of the training examples held out when the data has no validation split.
+        seed: Seeds the split and the shuffling.
+        max_documents: Use at most the first this many examples of each split (quick runs; named as in
+            ``TextDataModule``, so ``configs/debug/smoke.yaml`` stacks onto every config).
+        shape: The family shape the batches are made for: ``auto`` = the model being trained
+            (read from the Trainer), or ``encoder``, ``decoder``, ``encoder-decoder``.
+        cache_dir: Where tokenizers are cached; default $ZOO_CACHE_DIR, else ~/.cache/zoo.
+    """
+
+    def __init__(
+        self,
+        tokenizer: TokenizerKind = "sentencepiece",
+        tokenizer_path: str | None = None,
+        vocab_size: int = 2000,
+        max_seq_len: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        seed: int = 1234,
+        max_documents: int | None = None,
+        shape: ShapeChoice = "auto",
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        check_tokenizer_kind(tokenizer)
+        checks = {
+            f"vocab_size={vocab_size} must be >= 1": vocab_size >= 1,
+            f"max_seq_len={max_seq_len} must be >= 4": max_seq_len >= 4,
+            f"batch_size={batch_size} must be >= 1": batch_size >= 1,
+            f"eval_batch_size={eval_batch_size} must be >= 1 or null": eval_batch_size is None or eval_batch_size >= 1,
+            f"num_workers={num_workers} must be >= 0": num_workers >= 0,
+            f"val_fraction={val_fraction} must be in (0, 1)": 0 < val_fraction < 1,
+            f"max_documents={max_documents} must be >= 1 or null": max_documents is None or max_documents >= 1,
+            f"shape={shape!r} must be one of auto, encoder, decoder, encoder-decoder":
+                shape in ("auto", "encoder", "decoder", "encoder-decoder"),
+        }
+        for message, ok in checks.items():
+            if not ok:
+                raise ValueError(message)
+        if tokenizer_path is not None and not Path(tokenizer_path).expanduser().is_file():
+            raise FileNotFoundError(f"tokenizer_path {tokenizer_path!r} does not exist")
+        self.tokenizer_kind, self.tokenizer_path, self._requested_vocab_size = tokenizer, tokenizer_path, vocab_size
+        self.max_seq_len, self.batch_size = max_seq_len, batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.val_fraction, self.seed = num_workers, val_fraction, seed
+        self.max_documents, self.requested_shape = max_documents, shape
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self._splits: dict[str, list[Any]] | None = None
+        self._all_train: list[Any] = []
+        self._encoded: dict[str, list[Any]] = {}
+        self._tokenizer: Tokenizer | None = None
+        self._tokenizer_file: Path | None = None
+
+    # Subclasses -------------------------------------------------------------------------------
+    def _read_splits(self) -> dict[str, list[Any]]:
+        """The raw examples per split (``train``, ``validation``, optionally ``test``), checked."""
+        raise NotImplementedError
+
+    def _tokenizer_texts(self, train: list[Any]) -> list[str]:
+        """Texts of the training examples that a new tokenizer is trained on."""
+        raise NotImplementedError
+
+    def _encode(self, examples: list[Any]) -> list[Any]:
+        """Examples with their texts as token ids (no special tokens)."""
+        raise NotImplementedError
+
+    def _collator(self, shape: Shape) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def format_state(self) -> dict[str, Any]:
+        """What ``zoo generate`` / ``zoo predict`` need to know about the trained format (plain values)."""
+        return {}
+
+    # Examples and tokenizer -------------------------------------------------------------------
+    def raw_examples(self, split: str) -> list[Any]:
+        """The examples of ``split`` before tokenization (``max_documents`` applied)."""
+        if self._splits is None:
+            splits = self._read_splits()
+            self._all_train = splits["train"]  # a new tokenizer learns from all of it, max_documents or not
+            self._splits = {name: items[: self.max_documents] for name, items in splits.items()}
+        if split not in self._splits:
+            raise ValueError(f"the data has no {split!r} split; it has {sorted(self._splits)}")
+        return self._splits[split]
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """Loaded from ``tokenizer_path``, or trained on the training split and cached."""
+        if self._tokenizer is None:
+            if self.tokenizer_path is not None:
+                path = Path(self.tokenizer_path).expanduser()
+            else:
+                self.raw_examples("train")
+                path = cached_tokenizer_file(self._tokenizer_texts(self._all_train), self.cache_dir,
+                                             kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size)
+            self._tokenizer, self._tokenizer_file = load_tokenizer(path), path
+        return self._tokenizer
+
+    @property
+    def tokenizer_file(self) -> Path:
+        _ = self.tokenizer
+        assert self._tokenizer_file is not None
+        return self._tokenizer_file
+
+    @property
+    def tokenizer_fingerprint(self) -> str:
+        """Hash of the tokenizer; checkpoints record it to catch a data/model mismatch."""
+        return self.tokenizer.fingerprint
+
+    # The values `zoo fit` links into the model config.
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.vocab_size
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_id
+
+    @property
+    def bos_id(self) -> int:
+        return self.tokenizer.bos_id
+
+    @property
+    def eos_id(self) -> int:
+        return self.tokenizer.eos_id
+
+    def shape(self) -> Shape:
+        """The family shape batches are made for: the argument, or the model the Trainer trains."""
+        if self.requested_shape != "auto":
+            return self.requested_shape
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        family = getattr(type(module), "family", None)
+        if family is None:
+            raise ValueError(f"{type(self).__name__}(shape='auto') takes the shape from a zoo task being "
+                             "trained; outside a Trainer pass shape='encoder', 'decoder' or 'encoder-decoder'")
+        return family.shape
+
+    def encoded(self, split: str) -> list[Any]:
+        """The examples of ``split`` with token ids (tokenized once, then kept)."""
+        if split not in self._encoded:
+            self._encoded[split] = self._encode(self.raw_examples(split))
+        return self._encoded[split]
+
+    # Lightning hooks --------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Train (or find in the cache) the tokenizer once, before the ranks set up."""
+        _ = self.tokenizer
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read, check and tokenize the splits the stage needs (a bad label or field fails here,
+        before any step)."""
+        for split in ("train", "validation") if stage in (None, "fit") else ("validation",):
+            self.encoded(split)
+
+    @property
+    def predict_split(self) -> str:
+        """``zoo predict`` reads the test split when the data has one, else validation."""
+        self.raw_examples("train")
+        assert self._splits is not None
+        return "test" if "test" in self._splits else "validation"
+
+    def _loader(self, split: str) -> DataLoader:
+        return DataLoader(self._indexed(split), batch_size=self.eval_batch_size, shuffle=False,
+                          collate_fn=self._collator(self.shape()), num_workers=self.num_workers)
+
+    def _indexed(self, split: str) -> list[tuple[int, Any]]:
+        # Each example carries its position, so predictions can say which example they score.
+        return list(enumerate(self.encoded(split)))
+
+    def train_dataloader(self) -> StatefulDataLoader:
+        """Shuffled (seeded) training batches; the loader's position is saved in checkpoints."""
+        return StatefulDataLoader(self._indexed("train"), batch_size=self.batch_size, shuffle=True,
+                                  generator=torch.Generator().manual_seed(self.seed),
+                                  collate_fn=self._collator(self.shape()), num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("validation")
+
+    def test_dataloader(self) -> DataLoader:
+        """The test split when the data has one, else validation."""
+        return self._loader(self.predict_split)
+
+    def predict_dataloader(self) -> DataLoader:
+        """What ``zoo predict`` writes a line for: the test split when there is one, else validation."""
+        return self._loader(self.predict_split)
+
+    # Checkpoints ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The tokenizer (file, fingerprint, size) and the trained format, for reloads and ``zoo generate``."""
+        return {"tokenizer_fingerprint": self.tokenizer.fingerprint, "vocab_size": self.vocab_size,
+                "tokenizer_file": os.fspath(self.tokenizer_file), **self.format_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained with another tokenizer."""
+        fingerprint, vocab_size = state_dict.get("tokenizer_fingerprint"), state_dict.get("vocab_size")
+        if (fingerprint, vocab_size) != (self.tokenizer.fingerprint, self.vocab_size):
+            raise ValueError(
+                f"checkpoint tokenizer (fingerprint {fingerprint}, vocab_size {vocab_size}) differs from the data's "
+                f"({self.tokenizer.fingerprint}, {self.vocab_size}); pass --data.init_args.tokenizer_path "
+                f"{state_dict.get('tokenizer_file', 'with the tokenizer the checkpoint was trained with')}"
+            )
+
+
+def truncate(ids: Sequence[int], room: int) -> list[int]:
+    """The first ``room`` ids (at least none)."""
+    return list(ids[: max(room, 0)])
