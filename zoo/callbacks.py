@@ -15,7 +15,9 @@ from lightning.pytorch.utilities import rank_zero_info
 class PredictionWriter(BasePredictionWriter):
     """Write what ``zoo predict`` scores as JSON lines, one per sequence: ``index`` (its position in
     the predict split), ``loss`` (mean cross-entropy over its scored tokens, nats), ``perplexity``,
-    ``num_tokens`` and ``accuracy``. With several processes each writes ``<stem>.rank<N>.jsonl``.
+    ``num_tokens`` and ``accuracy`` — or, for a task with ``prediction_records`` (the classifiers),
+    the records it returns (predicted label and every label's probability). With several processes
+    each writes ``<stem>.rank<N>.jsonl``.
 
     Args:
         output_path: The JSON Lines file; replaced by each ``predict`` run, untouched by the others.
@@ -38,6 +40,10 @@ class PredictionWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any,
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
+        if hasattr(pl_module, "prediction_records"):  # a task that says what a line holds (classifiers)
+            for record in pl_module.prediction_records(prediction):
+                self._file.write(json.dumps(record) + "\n")
+            return
         n = len(prediction["loss"])
         indices = list(batch_indices) if batch_indices is not None else range(self._next_index, self._next_index + n)
         self._next_index += n

@@ -53,6 +53,8 @@ class ZooCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         for source, target in DATA_TO_MODEL_LINKS:
             parser.link_arguments(f"data.{source}", f"model.init_args.config.{target}", apply_on="instantiate")
+        # Classifiers take their label names from a labelled data module (skipped for other tasks/data).
+        parser.link_arguments("data.labels", "model.init_args.labels", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val_loss",
@@ -66,6 +68,14 @@ class ZooCLI(LightningCLI):
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `zoo predict` only
 
+
+    def before_instantiate_classes(self) -> None:
+        """With ``--model.init_args.pretrained``, the data reads the tokenizer the weights were
+        trained with, unless ``--data.init_args.tokenizer_path`` names one."""
+        from zoo.tasks.finetune import use_pretrained_tokenizer
+
+        subcommand = self.config.get("subcommand")
+        use_pretrained_tokenizer(self.config[subcommand] if subcommand else self.config)
 
     def _parse_ckpt_path(self) -> None:
         """With ``--ckpt_path``, take the model (task class and architecture) from the checkpoint, so
