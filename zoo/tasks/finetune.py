@@ -168,15 +168,18 @@ class FineTuneTask(LanguageModelTask):
 
 
 def use_pretrained_tokenizer(config: Any) -> None:
-    """In a parsed ``zoo fit`` config (a jsonargparse namespace): when the model has ``pretrained``
-    and the data module a ``tokenizer_path`` left unset, fill in the tokenizer the pretrained
-    source recorded, so the data's token ids are the ones the weights know."""
+    """In a parsed ``zoo`` config (a jsonargparse namespace of one subcommand): when the run starts
+    from weights — ``--ckpt_path FILE`` or the model's ``pretrained`` — and the data module's
+    ``tokenizer_path`` is unset, fill in the tokenizer those weights recorded, so the data's token ids
+    are the ones the weights know (``zoo predict --ckpt_path X`` needs no tokenizer flag)."""
     model, data = config.get("model"), config.get("data")
-    pretrained = model.get("init_args", {}).get("pretrained") if model is not None else None
     init_args = data.get("init_args") if data is not None else None
-    if not pretrained or init_args is None or "tokenizer_path" not in init_args or init_args["tokenizer_path"]:
+    if init_args is None or "tokenizer_path" not in init_args or init_args["tokenizer_path"]:
         return
-    tokenizer = pretrained_tokenizer(str(pretrained))
+    ckpt_path = config.get("ckpt_path")
+    pretrained = model.get("init_args", {}).get("pretrained") if model is not None else None
+    source = str(ckpt_path) if ckpt_path and Path(str(ckpt_path)).is_file() else pretrained
+    tokenizer = pretrained_tokenizer(str(source)) if source else None
     if tokenizer is not None:
         init_args["tokenizer_path"] = tokenizer
-        rank_zero_info(f"Data tokenizer: {tokenizer} (the one pretrained={pretrained} was trained with)")
+        rank_zero_info(f"Data tokenizer: {tokenizer} (the one {source} was trained with)")
