@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.blocks.flex import FlexMask, flex_attention_function
 from zoo.blocks.kv_cache import KVCache, SlidingWindowCache
 from zoo.blocks.masks import (
     attention_bias_to_mask,
@@ -28,7 +29,7 @@ from zoo.blocks.softcap import softcap as cap_scores
 
 __all__ = ["KVCache", "MultiHeadAttention", "SlidingWindowCache", "eager_attention", "prepare_attention_mask"]
 
-AttnImplementation = Literal["sdpa", "eager"]
+AttnImplementation = Literal["sdpa", "eager", "flex"]
 
 
 def eager_attention(
@@ -68,7 +69,9 @@ def eager_attention(
     return weights @ v  # (b, h, t, d)
 
 
-ATTENTION_FUNCTIONS = {"sdpa": F.scaled_dot_product_attention, "eager": eager_attention}
+# "flex": FlexAttention for the masks a stack prepares as a ``FlexMask`` (zoo.blocks.flex), SDPA otherwise.
+ATTENTION_FUNCTIONS = {"sdpa": F.scaled_dot_product_attention, "eager": eager_attention,
+                       "flex": flex_attention_function}
 
 
 def prepare_attention_mask(
@@ -120,7 +123,8 @@ class MultiHeadAttention(nn.Module):
         bias: Whether the projections have biases.
         cross_attention: Project keys/values from a separate ``context``.
         scale: Score scale; ``None`` is the usual ``1/sqrt(head_dim)`` (T5 uses 1.0).
-        attn_implementation: ``sdpa`` (fused kernels) or ``eager`` (the plain reference).
+        attn_implementation: ``sdpa`` (fused kernels), ``eager`` (the plain reference) or ``flex``
+            (FlexAttention for the biased and masked attention a stack prepares, SDPA otherwise).
         window: Sliding window (self-attention): each query sees keys less than ``window``
             positions away — itself and ``window - 1`` earlier keys when causal. Applied whenever
             this module builds the mask; a stack folds it into the mask it prepares, and its
@@ -255,7 +259,7 @@ class MultiHeadAttention(nn.Module):
         # A sliding-window cache holds only the last s keys; masks span every position so far.
         if mask is not None and mask.shape[-1] > s:
             mask = mask[..., -s:]
-        if bias is not None and bias.shape[-1] > s:
+        if bias is not None and not isinstance(bias, FlexMask) and bias.shape[-1] > s:
             bias = bias[..., -s:]
         if bias is not None and mask is None and not is_causal:
             attn_mask = bias

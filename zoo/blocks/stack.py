@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from zoo.blocks.attention import prepare_attention_mask
+from zoo.blocks.flex import dense_document_mask, stack_flex_masks
 from zoo.blocks.layers import EncoderLayer, LayerCache
-from zoo.blocks.masks import padding_mask
+from zoo.blocks.masks import combine_masks, padding_mask
 from zoo.blocks.positions import LearnedPositions, PositionKind, check_learned_length
 
 
@@ -110,6 +111,7 @@ class TransformerStack(nn.Module):
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
         cache: StackCache | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
         """Run the stack over embedded tokens.
 
@@ -121,12 +123,15 @@ class TransformerStack(nn.Module):
             context: Encoder output ``(b, s_ctx, e)`` for cross-attention.
             context_mask: ``(b, s_ctx)`` bool mask of the context.
             cache: Decoding state, updated in place.
+            document_ids: ``(b, s)`` document of each key, for packed sequences: a token attends
+                only within its document (``zoo.blocks.flex.document_ids`` derives them from eos).
 
         Returns:
             Hidden states ``(b, t, e)``.
         """
         b, t, _ = x.shape
         offset = cache.seq_len if cache is not None else 0
+        explicit_positions = position_ids is not None
         if position_ids is None:
             position_ids = torch.arange(offset, offset + t, device=x.device)[None]  # (1, t)
         if isinstance(self.absolute_positions, LearnedPositions):
@@ -144,12 +149,21 @@ class TransformerStack(nn.Module):
         if self.absolute_positions is not None:
             x = x + self.absolute_positions(position_ids).to(x.dtype)
         rope = self.rotary(position_ids) if self.rotary is not None else None
-        bias = self.position_bias(position_ids, key_positions) if self.position_bias is not None else None
-        mask = padding_mask(attention_mask) if attention_mask is not None else None
-        # Causality, padding, position bias and sliding window fold into one tensor here, once for
-        # all the layers that share a window.
-        masks = {window: prepare_attention_mask(t, offset + t, mask, bias, self.causal, x.dtype, x.device, window)
-                 for window in dict.fromkeys(self.windows)}
+        # FlexAttention layers take bias and masks as functions evaluated in the kernel, where it can run.
+        masks = stack_flex_masks(
+            self, t, offset + t, x.device, attention_mask=attention_mask, document_ids=document_ids,
+            position_ids=position_ids if explicit_positions else None,
+            key_positions=key_positions if explicit_positions else None, cached=cache is not None,
+        )
+        if masks is None:
+            bias = self.position_bias(position_ids, key_positions) if self.position_bias is not None else None
+            mask = padding_mask(attention_mask) if attention_mask is not None else None
+            if document_ids is not None:
+                mask = combine_masks(mask, dense_document_mask(document_ids, t))
+            # Causality, padding, position bias and sliding window fold into one tensor here, once
+            # for all the layers that share a window.
+            masks = {window: prepare_attention_mask(t, offset + t, mask, bias, self.causal, x.dtype, x.device, window)
+                     for window in dict.fromkeys(self.windows)}
         ctx_mask = padding_mask(context_mask) if context_mask is not None else None
 
         x = self.input_norm(x)

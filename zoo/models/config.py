@@ -38,7 +38,9 @@ class TransformerConfig:
         bias: Biases in linear layers and LayerNorm.
         tie_embeddings: Share the input embedding matrix with the output head.
         attention_scale: Attention score scale; null = 1/sqrt(head_dim).
-        attn_implementation: sdpa (fused kernels) or eager (plain reference).
+        attn_implementation: sdpa (fused kernels), eager (plain reference) or flex (FlexAttention for
+            ALiBi, T5 bias, padding under causality, windows and document masks without a
+            seq x seq tensor, where torch supports it: inference anywhere, training on CUDA; else sdpa).
         rope_base: Rotary frequency base (position=rotary).
         relative_num_buckets: T5 relative-bias buckets (position=relative).
         relative_max_distance: T5 relative-bias max distance (position=relative).
@@ -123,8 +125,8 @@ class TransformerConfig:
         check(self.norm in NORMS, f"norm={self.norm!r} is not one of {sorted(NORMS)}")
         check(self.norm_placement in ("pre", "post"), f"norm_placement={self.norm_placement!r} must be 'pre' or 'post'")
         check(self.position in POSITIONS, f"position={self.position!r} is not one of {list(POSITIONS)}")
-        check(self.attn_implementation in ("sdpa", "eager"),
-              f"attn_implementation={self.attn_implementation!r} must be 'sdpa' or 'eager'")
+        check(self.attn_implementation in ("sdpa", "eager", "flex"),
+              f"attn_implementation={self.attn_implementation!r} must be 'sdpa', 'eager' or 'flex'")
         check(self.head_dim is not None or self.embed_dim % self.num_heads == 0,
               f"embed_dim={self.embed_dim} must be divisible by num_heads={self.num_heads} (or set head_dim)")
         for name in ("num_kv_heads", "head_dim", "ffn_dim"):

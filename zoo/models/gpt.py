@@ -72,6 +72,7 @@ class GPT(ZooModel):
         *,
         position_ids: Tensor | None = None,
         cache: StackCache | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
         """Next-token logits ``(b, t, v)`` for ``input_ids`` ``(b, t)``.
 
@@ -79,8 +80,11 @@ class GPT(ZooModel):
             attention_mask: ``(b, s)`` bool or 0/1, True = real token (cache positions included).
             position_ids: ``(b, t)`` positions; needed for left-padded batches.
             cache: From ``new_cache()``; updated in place so the next call feeds only new tokens.
+            document_ids: ``(b, t)`` document of each token of packed blocks: attention stays within
+                a document (``zoo.blocks.flex.document_ids(input_ids, eos_id)``).
         """
-        hidden = self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache)
+        hidden = self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache,
+                                    document_ids=document_ids)
         return softcap(self.lm_head(hidden), self.config.logit_softcap)
 
     def hidden_states(
@@ -90,7 +94,9 @@ class GPT(ZooModel):
         *,
         position_ids: Tensor | None = None,
         cache: StackCache | None = None,
+        document_ids: Tensor | None = None,
     ) -> Tensor:
         """The final-norm output ``(b, t, e)`` that the LM head reads; arguments as in ``forward``."""
         x = self.embed_tokens(input_ids)  # (b, t, e)
-        return self.decoder(x, attention_mask=attention_mask, position_ids=position_ids, cache=cache)
+        return self.decoder(x, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
+                            document_ids=document_ids)
