@@ -67,6 +67,10 @@ class ZooCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `zoo predict` only
+        from zoo.speed import CompileModel, SpeedMonitor  # --compile.enabled true; tokens/s, MFU, data wait
+
+        parser.add_lightning_class_args(CompileModel, "compile")
+        parser.add_lightning_class_args(SpeedMonitor, "speed_monitor")
 
 
     def before_instantiate_classes(self) -> None:

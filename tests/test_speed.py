@@ -1,0 +1,149 @@
+"""zoo.speed: compiled stacks without graph breaks in every family (training and generation),
+clean checkpoints, and the SpeedMonitor's throughput, MFU and data-wait figures in a real fit.
+
+Compilation uses cheap backends: ``aot_eager`` traces forward and backward (a graph break fails
+``fullgraph=True`` there just as with inductor) without generating code; ``eager`` traces only.
+"""
+
+import time
+
+import lightning as L
+import pytest
+import torch
+import torch._dynamo
+from torch.utils.data import DataLoader, Dataset
+
+from zoo.flops import training_flops
+from zoo.generation import generate
+from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
+from zoo.speed import CompileModel, SpeedMonitor, compile_model, is_compiled, measure_matmul_peak
+from zoo.tasks import CausalLM
+
+TINY = dict(vocab_size=61, embed_dim=32, num_layers=1, num_heads=4, max_seq_len=64, dropout=0.0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny graphs: threads only add contention on a shared machine
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+    torch.set_num_threads(threads)
+
+
+def _padded(b=2, t=12):
+    ids = torch.randint(4, 61, (b, t))
+    mask = torch.ones(b, t, dtype=torch.bool)
+    mask[1, :4] = False
+    return ids, mask
+
+
+@pytest.mark.parametrize("family", ["gpt", "llama", "bert", "t5"])
+def test_training_step_compiles_without_graph_breaks(family):
+    """fullgraph=True raises on any graph break, forward or backward; the compiled model keeps
+    its parameter names and computes what the eager one does."""
+    model = {"gpt": lambda: GPT(GPTConfig(**TINY)), "llama": lambda: GPT(GPTConfig.llama(**TINY)),
+             "bert": lambda: BERT(BertConfig(**TINY)), "t5": lambda: T5(T5Config(**TINY))}[family]()
+    ids, mask = _padded()
+    run = (lambda m: m(ids, ids, mask, mask)) if family == "t5" else (lambda m: m(ids, mask))
+    expected = run(model)
+    expected.square().mean().backward()
+    expected_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    names = list(model.state_dict())
+
+    compile_model(model, backend="aot_eager", fullgraph=True)
+    assert is_compiled(model)
+    out = run(model)
+    out.square().mean().backward()
+    torch.testing.assert_close(out, expected)
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, expected_grads[name], msg=name)
+    assert list(model.state_dict()) == names and not any("_orig_mod" in n for n in names)
+
+
+@pytest.mark.parametrize("family", ["gpt", "t5"])
+def test_compiled_decoding_step_equals_eager(family):
+    """Generation runs the compiled stacks, cache and all, without a graph break; a second call
+    reuses what the first compiled."""
+    model = (GPT(GPTConfig(**TINY, position="alibi")) if family == "gpt" else T5(T5Config(**TINY))).eval()
+    ids, mask = _padded(t=6)
+    expected = generate(model, ids, mask, max_new_tokens=6, eos_token_id=None)
+    compile_model(model, backend="eager", fullgraph=True, dynamic=True)
+    assert torch.equal(generate(model, ids, mask, max_new_tokens=6, eos_token_id=None), expected)
+    frames = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert torch.equal(generate(model, ids, mask, max_new_tokens=6, eos_token_id=None), expected)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == frames  # nothing recompiled
+
+
+class _Blocks(Dataset):
+    """Causal-LM batches of fixed shape, optionally slow to produce (a starving loader)."""
+
+    def __init__(self, n: int, delay: float = 0.0):
+        self.n, self.delay = n, delay
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> dict:
+        if self.delay:
+            time.sleep(self.delay)
+        ids = torch.randint(4, 61, (4, 16), generator=torch.Generator().manual_seed(index))
+        return {"input_ids": ids, "labels": ids}
+
+
+def _fit(tmp_path, callbacks, steps=4, delay=0.0):
+    task = CausalLM(GPTConfig(**TINY), warmup_steps=1)
+    trainer = L.Trainer(max_steps=steps, callbacks=callbacks, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                        log_every_n_steps=1)
+    trainer.fit(task, train_dataloaders=DataLoader(_Blocks(steps, delay), batch_size=None))
+    return trainer, task
+
+
+def test_compile_callback_trains_and_saves_clean_names(tmp_path):
+    monitor = SpeedMonitor(peak_flops=1e12)
+    trainer, task = _fit(tmp_path, [CompileModel(enabled=True, backend="aot_eager", fullgraph=True), monitor])
+    assert is_compiled(task.model)
+    path = tmp_path / "compiled.ckpt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, weights_only=True)["state_dict"]
+    assert state and not any("_orig_mod" in name for name in state)
+    assert set(state) == set(CausalLM(GPTConfig(**TINY)).state_dict())
+
+
+def test_compile_is_off_by_default(tmp_path):
+    _, task = _fit(tmp_path, [CompileModel()], steps=1)
+    assert not is_compiled(task.model)
+
+
+def test_speed_monitor_logs_throughput_mfu_and_data_wait(tmp_path):
+    monitor = SpeedMonitor(peak_flops=1e12, window=2)
+    trainer, task = _fit(tmp_path, [monitor], steps=5)
+    logged = trainer.callback_metrics
+    for name in ("train/tokens_per_sec", "train/tflops_per_sec", "train/mfu", "train/data_wait"):
+        assert name in logged, name
+    assert {"tok/s", "mfu", "wait"} <= set(trainer.progress_bar_metrics)
+    # MFU is the model's own FLOP count over time over the given peak.
+    batch = _Blocks(1)[0]
+    flops_per_sec = float(logged["train/tflops_per_sec"]) * 1e12
+    assert float(logged["train/mfu"]) == pytest.approx(flops_per_sec / 1e12, rel=1e-4)
+    tokens_per_sec = float(logged["train/tokens_per_sec"])
+    assert flops_per_sec / tokens_per_sec == pytest.approx(training_flops(task.config, batch) / 64, rel=1e-4)
+    assert "MFU" in monitor.summary() and "data wait" in monitor.summary()
+
+
+def test_data_wait_share_shows_a_starving_loader(tmp_path):
+    """A loader that sleeps 0.25 s per batch, feeding a step of milliseconds, is most of the time."""
+    slow = SpeedMonitor(peak_flops=1e12, window=3)
+    trainer, _ = _fit(tmp_path, [slow], steps=4, delay=0.25)
+    assert float(trainer.callback_metrics["train/data_wait"]) > 0.5
+    fast = SpeedMonitor(peak_flops=1e12, window=3)
+    trainer, _ = _fit(tmp_path, [fast], steps=4)
+    assert float(trainer.callback_metrics["train/data_wait"]) < float(slow.metrics()["data_wait"])
+
+
+def test_measured_peak_is_a_rate():
+    peak = measure_matmul_peak(torch.float32, sizes=(128,), seconds=0.05)
+    assert 1e6 < peak < 1e15

@@ -1,0 +1,352 @@
+"""Training speed: compiling a zoo model, the machine's matmul peak, and a monitor that shows
+throughput, model FLOPs utilisation (MFU) and the share of step time spent waiting for data.
+
+- ``compile_model`` / ``CompileModel`` (``--compile.enabled true``): ``torch.compile`` on every
+  ``TransformerStack`` of the model, in place, so every objective and generation — which call the
+  stacks through ``forward``, ``encode`` or ``decode`` — runs compiled, and parameter names stay
+  those of the eager model (``nn.Module.compile`` keeps them; no ``_orig_mod.``). Eager stays the
+  default and the reference.
+- ``measure_matmul_peak``: FLOP/s of large square matmuls on this device and dtype — the
+  denominator of MFU on a CPU, where Lightning knows no peak.
+- ``SpeedMonitor`` (on in every ``zoo fit``): tokens/s, FLOP/s and MFU from the model's own FLOP
+  count (``zoo.flops``), logged and in the progress bar, and the data-wait share.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import nn
+
+from zoo.blocks.stack import TransformerStack
+from zoo.flops import batch_tokens, training_flops
+from zoo.models.config import TransformerConfig
+
+# Datasheet dense bf16/fp16 tensor-core peaks (FLOP/s), for GPUs whose name contains the key. Lightning
+# has a table too, but lists the H200 at its sparse figure (2.0e15) and misses plain "NVIDIA H200".
+GPU_BF16_PEAKS = {"h200": 989e12, "h100 pcie": 756e12, "h100": 989e12, "a100": 312e12, "l40s": 362e12,
+                  "a10g": 125e12, "l4": 121e12}
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiling
+
+
+def compile_model(
+    model: nn.Module,
+    *,
+    backend: str = "inductor",
+    mode: str | None = None,
+    fullgraph: bool = False,
+    dynamic: bool | None = None,
+) -> nn.Module:
+    """Compile every ``TransformerStack`` inside ``model`` in place and return ``model``.
+
+    The stacks hold the layers, masks and positions — nearly all of a step's work — and every path
+    runs through them: ``forward``, BERT's ``encode`` under the masked-LM head, T5's ``encode`` and
+    ``decode``, and each decoding step of ``zoo.generation.generate``. Embedding lookups, output
+    heads and the loss stay eager; they are single large kernels already. ``nn.Module.compile``
+    leaves the module tree and ``state_dict`` keys as they were, so checkpoints are unchanged.
+    Already-compiled stacks are left alone.
+
+    Args:
+        model: A zoo model, or any module containing zoo stacks (a task).
+        backend: ``torch.compile`` backend; ``aot_eager`` traces without generating code (tests).
+        mode: ``torch.compile`` mode (``max-autotune``, ``reduce-overhead``, ...); None = default.
+        fullgraph: Fail on any graph break instead of falling back to eager for part of the stack.
+        dynamic: Compile for varying shapes (True), specialise (False), or let torch decide on the
+            first recompile (None). Generation passes True: each decoding step has one more key.
+    """
+    stacks = [m for m in model.modules() if isinstance(m, TransformerStack)]
+    if not stacks:
+        raise ValueError(f"compile_model: {type(model).__name__} holds no zoo TransformerStack to compile")
+    for stack in stacks:
+        if getattr(stack, "_compiled_call_impl", None) is None:
+            stack.compile(backend=backend, mode=mode, fullgraph=fullgraph, dynamic=dynamic)
+    return model
+
+
+def is_compiled(model: nn.Module) -> bool:
+    """Whether ``compile_model`` has compiled the stacks of ``model``."""
+    return any(getattr(m, "_compiled_call_impl", None) is not None
+               for m in model.modules() if isinstance(m, TransformerStack))
+
+
+class CompileModel(Callback):
+    """Compile the task's model before the first step (``compile_model``); off unless ``enabled``.
+
+    From YAML: ``compile: {enabled: true}`` (or ``--compile.enabled true``). Compiling takes tens of
+    seconds on a CPU and pays off over long runs; the eager model is the reference it is tested
+    against.
+
+    Args:
+        enabled: Compile at all.
+        backend: ``torch.compile`` backend (``inductor``; ``aot_eager`` only checks tracing).
+        mode: ``torch.compile`` mode; None = default. ``max-autotune-no-cudagraphs`` searches
+            kernels on a GPU.
+        fullgraph: Fail on a graph break (the test suite proves there is none).
+        dynamic: As in ``compile_model``; None lets torch mark a dimension dynamic when it changes
+            (padded batches of varying length).
+    """
+
+    def __init__(
+        self,
+        enabled: bool = False,
+        backend: str = "inductor",
+        mode: str | None = None,
+        fullgraph: bool = False,
+        dynamic: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.enabled, self.backend, self.mode, self.fullgraph, self.dynamic = enabled, backend, mode, fullgraph, dynamic
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.enabled:
+            compile_model(pl_module, backend=self.backend, mode=self.mode, fullgraph=self.fullgraph,
+                          dynamic=self.dynamic)
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine's peak
+
+
+def measure_matmul_peak(
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    sizes: tuple[int, ...] = (1024, 2048),
+    seconds: float = 1.0,
+) -> float:
+    """FLOP/s of the fastest square ``n × n`` matmul in ``sizes``, best of repeated short rounds.
+
+    The best round, not the mean: other processes on the machine only ever slow a round down, so
+    the fastest is the closest to what the hardware can do. Takes about ``seconds``.
+    """
+    device = torch.device(device)
+    budget = seconds / len(sizes)
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
+        a @ b  # first call: allocation, kernel selection
+        deadline = time.perf_counter() + budget
+        while time.perf_counter() < deadline:
+            _sync(device)
+            start = time.perf_counter()
+            a @ b
+            _sync(device)
+            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+    return best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gpu_peak_flops(device: torch.device | None = None) -> float | None:
+    """Dense bf16 datasheet peak of the CUDA device, or None for a GPU not in ``GPU_BF16_PEAKS``."""
+    name = torch.cuda.get_device_name(device).lower()
+    for key, peak in GPU_BF16_PEAKS.items():
+        if key in name:
+            return peak
+    return None
+
+
+def precision_dtype(precision: str | int | None) -> torch.dtype:
+    """The matmul dtype of a Lightning ``precision`` setting (``bf16-mixed`` → bfloat16, ...)."""
+    name = str(precision)
+    if name.startswith("bf16"):
+        return torch.bfloat16
+    if name.startswith("16"):
+        return torch.float16
+    if name.startswith("64"):
+        return torch.float64
+    return torch.float32
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring
+
+_MEASURED_PEAKS: dict[tuple[str, torch.dtype], float] = {}
+
+
+class SpeedMonitor(Callback):
+    """Tokens/s, FLOP/s, MFU and data-wait share while training, logged and in the progress bar.
+
+    The same idea as Lightning's ``ThroughputMonitor``, fed with the zoo's own FLOP count per
+    batch (``zoo.flops.training_flops``: matmul FLOPs of forward + backward) and a peak Lightning
+    cannot know on a CPU: ``peak_flops`` if given, else a GPU's datasheet bf16 peak (fp32: measured),
+    else one second of matmuls measured at start-up in the run's precision. Rates are averaged over
+    the last ``window`` steps; the first step (compilation, allocation) is left out.
+
+    Data wait is the time the loop spends fetching the next batch from the data loader (Lightning's
+    ``train_dataloader_next`` action, timed through the trainer's profiler hooks) as a share of the
+    time between step ends; a loader that keeps up stays near 0 %. A summary line prints at the end.
+
+    Logged (``train/`` prefix): ``tokens_per_sec``, ``tflops_per_sec``, ``mfu``, ``data_wait``;
+    the progress bar shows ``tok/s``, ``mfu`` and ``wait``.
+
+    Args:
+        peak_flops: FLOP/s of one device in the run's precision; None = measured or datasheet.
+        window: Steps the rates average over.
+        prog_bar: Show the figures in the progress bar.
+    """
+
+    def __init__(self, peak_flops: float | None = None, window: int = 20, prog_bar: bool = True) -> None:
+        super().__init__()
+        if window < 1:
+            raise ValueError(f"SpeedMonitor: window={window} must be >= 1")
+        self.peak_flops, self.window, self.prog_bar = peak_flops, window, prog_bar
+        self.peak: float | None = None
+        self.peak_source = ""
+        self._steps: deque[tuple[float, int, int, float]] = deque(maxlen=window + 1)  # (end, tokens, flops, wait)
+        self._wait = 0.0
+        self._fetch_start: float | None = None
+        self._count_flops = True
+        self._warming_up = True
+        self._restore_profiler: tuple[Any, Any, Any] | None = None
+        self._totals = [0.0, 0, 0, 0.0]  # seconds, tokens, flops, wait — for the summary line
+
+    # -- set-up: the peak, and a timer on the loader's fetch -----------------------------------
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        dtype = precision_dtype(trainer.precision)
+        device = trainer.strategy.root_device
+        if self.peak_flops is not None:
+            self.peak, self.peak_source = float(self.peak_flops), "given"
+        elif device.type == "cuda" and dtype in (torch.bfloat16, torch.float16) and gpu_peak_flops(device):
+            self.peak, self.peak_source = gpu_peak_flops(device), "datasheet"
+        else:
+            key = (str(device), dtype)
+            if key not in _MEASURED_PEAKS:  # once per process: a second fit (tests, notebooks) reuses it
+                _MEASURED_PEAKS[key] = measure_matmul_peak(dtype, device)
+            self.peak = _MEASURED_PEAKS[key]
+            self.peak_source = f"measured {str(dtype).removeprefix('torch.')} matmul"
+        rank_zero_info(f"SpeedMonitor: peak {self.peak / 1e9:,.0f} GFLOP/s per device ({self.peak_source})")
+        self._wrap_profiler(trainer)
+
+    def _wrap_profiler(self, trainer: L.Trainer) -> None:
+        """Time the fetch of each training batch. Lightning's loop brackets it with
+        ``profiler.start/stop("[_TrainingEpochLoop].train_dataloader_next")`` whatever profiler is
+        set; wrapping those two calls on this trainer's profiler measures exactly the fetch, where
+        the gap between batch hooks would also count validation and checkpoint writing."""
+        profiler = trainer.profiler
+        start, stop = profiler.start, profiler.stop
+
+        def timed_start(action_name: str) -> None:
+            if action_name.endswith("train_dataloader_next"):
+                self._fetch_start = time.perf_counter()
+            start(action_name)
+
+        def timed_stop(action_name: str) -> None:
+            stop(action_name)
+            if action_name.endswith("train_dataloader_next") and self._fetch_start is not None:
+                self._wait += time.perf_counter() - self._fetch_start
+                self._fetch_start = None
+
+        profiler.start, profiler.stop = timed_start, timed_stop
+        self._restore_profiler = (profiler, start, stop)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._restore_profiler is not None:
+            profiler, start, stop = self._restore_profiler
+            profiler.start, profiler.stop = start, stop
+            self._restore_profiler = None
+
+    # -- per step ------------------------------------------------------------------------------
+
+    def _restart(self, now: float) -> None:
+        self._steps.clear()
+        self._steps.append((now, 0, 0, 0.0))
+        self._wait = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._warming_up = True
+        self._restart(time.perf_counter())
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Validation is not training time: start the window afresh after it.
+        if not trainer.sanity_checking and self._steps:
+            self._restart(time.perf_counter())
+
+    def _flops(self, pl_module: L.LightningModule, batch: Any) -> int:
+        config = getattr(pl_module, "config", None)
+        if not self._count_flops or not isinstance(config, TransformerConfig) or not isinstance(batch, Mapping):
+            return 0
+        try:
+            return training_flops(config, batch)
+        except (KeyError, ValueError) as error:  # a batch format zoo.flops does not know: tokens only
+            rank_zero_warn(f"SpeedMonitor: no FLOP count for this batch ({error!r}); MFU is not shown")
+            self._count_flops = False
+            return 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()  # the step's kernels must be done for its end time to mean anything
+        now = time.perf_counter()
+        if self._warming_up:  # the first step compiles, allocates and fills caches: not a rate
+            self._warming_up = False
+            self._restart(now)
+            return
+        tokens = batch_tokens(batch) if isinstance(batch, Mapping) and "input_ids" in batch else 0
+        flops = self._flops(pl_module, batch)
+        self._steps.append((now, tokens, flops, self._wait))
+        previous = self._steps[-2][0] if len(self._steps) > 1 else now
+        self._totals = [self._totals[0] + now - previous, self._totals[1] + tokens, self._totals[2] + flops,
+                        self._totals[3] + self._wait]
+        self._wait = 0.0
+        metrics = self.metrics(trainer.world_size)
+        if metrics:
+            bar = {"tok/s": "tokens_per_sec", "mfu": "mfu", "wait": "data_wait"}
+            for name, value in metrics.items():
+                pl_module.log(f"train/{name}", value, on_step=True, on_epoch=False, logger=True, prog_bar=False,
+                              batch_size=1, rank_zero_only=True)
+            if self.prog_bar:
+                for short, name in bar.items():
+                    if name in metrics:
+                        pl_module.log(short, metrics[name], on_step=True, on_epoch=False, logger=False,
+                                      prog_bar=True, batch_size=1, rank_zero_only=True)
+
+    def metrics(self, world_size: int = 1) -> dict[str, float]:
+        """The rates over the steps in the window (empty before the first full step)."""
+        if len(self._steps) < 2:
+            return {}
+        steps = list(self._steps)
+        elapsed = steps[-1][0] - steps[0][0]
+        if elapsed <= 0:
+            return {}
+        tokens = sum(s[1] for s in steps[1:]) * world_size
+        flops = sum(s[2] for s in steps[1:]) * world_size
+        out = {"tokens_per_sec": tokens / elapsed, "data_wait": sum(s[3] for s in steps[1:]) / elapsed}
+        if flops:
+            out["tflops_per_sec"] = flops / elapsed / 1e12
+            if self.peak:
+                out["mfu"] = flops / elapsed / (self.peak * world_size)
+        return out
+
+    def summary(self) -> str:
+        """One line over the whole run's training steps (validation excluded)."""
+        seconds, tokens, flops, wait = self._totals
+        if seconds <= 0:
+            return "SpeedMonitor: no training step timed"
+        line = f"SpeedMonitor: {tokens / seconds:,.0f} tokens/s"
+        if flops:
+            line += f", {flops / seconds / 1e9:,.1f} GFLOP/s"
+            if self.peak:
+                mfu = 100 * flops / seconds / self.peak
+                line += f" = MFU {mfu:.1f} % of {self.peak / 1e9:,.0f} GFLOP/s ({self.peak_source})"
+        return line + f"; data wait {100 * wait / seconds:.1f} % of step time"
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rank_zero_info(self.summary())
