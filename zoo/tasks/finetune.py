@@ -49,7 +49,7 @@ def pretrained_tokenizer(path: str) -> str | None:
     source = Path(path)
     if source.is_dir():
         found = sorted(source.glob("zoo_tokenizer.*"))
-        return str(found[0]) if found else None
+        return str(found[0].resolve()) if found else None
     if not source.is_file():
         return None
     checkpoint = load_checkpoint(source, what="pretrained")  # one line for a file that is no zoo checkpoint
