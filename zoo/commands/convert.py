@@ -4,12 +4,18 @@ The direction follows SOURCE:
 - a directory written by ``save_pretrained`` (BERT, GPT-2, T5, LLaMA) becomes a zoo checkpoint
   that ``zoo.tasks.load_task`` opens and ``--model.init_args.pretrained`` starts fine-tuning from;
 - a zoo checkpoint (a ``.ckpt`` of ``zoo fit``) becomes a Hugging Face directory that
-  ``AutoModelFor{MaskedLM,CausalLM,Seq2SeqLM}.from_pretrained`` loads.
+  ``AutoModelFor{MaskedLM,CausalLM,Seq2SeqLM}.from_pretrained`` loads. Adapters (LoRA, ...) are
+  merged into the weights first. A classifier is refused: no Hugging Face LM class has a place for
+  its head (its zoo checkpoint is the export).
+
+The zoo tokenizer travels along: the directory gets a copy (``zoo_tokenizer.model`` / ``.json``),
+which fine-tuning from the directory and a checkpoint converted back from it use automatically.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import lightning
@@ -35,6 +41,15 @@ def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
         "hyper_parameters": dict(task.hparams),
     }
     task.on_save_checkpoint(checkpoint)
+    from zoo.tasks.finetune import pretrained_tokenizer
+
+    tokenizer_file = pretrained_tokenizer(source)  # the zoo_tokenizer.* an export put beside the weights
+    if tokenizer_file is not None:
+        from zoo.data.tokenizers import load_tokenizer
+
+        tokenizer = load_tokenizer(tokenizer_file)
+        checkpoint["data"] = {"tokenizer_file": tokenizer_file, "tokenizer_fingerprint": tokenizer.fingerprint,
+                              "vocab_size": tokenizer.vocab_size}
     torch.save(checkpoint, dest)
     return task
 
@@ -49,7 +64,17 @@ def checkpoint_to_hf(source: str, dest: str) -> None:
         raise
     except Exception as error:  # torch.load's unpickling errors run over many lines
         raise ValueError(f"zoo convert: {source} is not a zoo checkpoint ({type(error).__name__})") from error
-    save_pretrained(task.model, dest)
+    from zoo.adapters import merge_adapters
+    from zoo.tasks.classification import SequenceClassifier
+    from zoo.tasks.finetune import pretrained_tokenizer
+
+    if isinstance(task, SequenceClassifier):
+        raise ValueError(f"zoo convert: {source} holds a {type(task).__name__}; Hugging Face LM classes have no "
+                         "place for its classification head, so its zoo checkpoint is the export (load_task)")
+    save_pretrained(merge_adapters(task.model), dest)
+    tokenizer_file = pretrained_tokenizer(source)
+    if tokenizer_file is not None:
+        shutil.copyfile(tokenizer_file, Path(dest) / f"zoo_tokenizer{Path(tokenizer_file).suffix}")
 
 
 def main(argv: list[str]) -> int:

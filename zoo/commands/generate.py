@@ -4,6 +4,10 @@
     zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
     zoo generate runs/t5_span/checkpoints/last.ckpt --prompt "Return the <extra_id_0> of a list."
     zoo generate runs/bert_mlm/checkpoints/last.ckpt --prompt "Return the [MASK] of a list." --top-k 5
+    zoo generate runs/gpt_instruct/checkpoints/last.ckpt --prompt "Which module documents this? Parse a URL."
+
+An instruction-tuned checkpoint (``zoo.data.InstructionDataModule``) is prompted in its trained
+format: a decoder reads ``prompt [SEP]`` and writes the response; T5 reads ``prompt </s>`` as always.
 
 The tokenizer is the one recorded in the checkpoint (``--tokenizer`` overrides it); one whose
 fingerprint or vocabulary differs from the checkpoint's is refused. Each completion prints on one
@@ -190,7 +194,9 @@ def complete(model: GPT | T5, tokenizer: Tokenizer, prompts: list[str], args: ar
         eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id,
     )
     for chunk in batches(prompts, args.batch_size):
-        if is_decoder:
+        if is_decoder and args.instruction:  # InstructionDataModule's format: prompt [SEP], then the answer
+            rows = [tokenizer.encode(text) + [tokenizer.sep_id] for text in chunk]
+        elif is_decoder:
             # Training blocks are documents separated by eos, so an empty prompt starts after one.
             rows = [tokenizer.encode(text) or [tokenizer.eos_id] for text in chunk]
         else:
@@ -233,6 +239,16 @@ def fill_masks(model: BERT, tokenizer: Tokenizer, prompts: list[str], args: argp
                 print("  ".join(f"{json.dumps(c['token'])} {c['probability']:.4f}" for c in candidates))
 
 
+def trained_format(checkpoint_path: str) -> dict[str, Any]:
+    """What the checkpoint's fine-tuning data module recorded about the trained format (``kind``:
+    ``instruction`` or ``classification``); empty for pretraining checkpoints."""
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+    for entry in checkpoint.values():
+        if isinstance(entry, dict) and "kind" in entry and "tokenizer_file" in entry:
+            return entry
+    return {}
+
+
 def main(argv: list[str]) -> int:
     """Run ``zoo generate`` on ``argv`` (the arguments after ``generate``); returns the exit code.
 
@@ -249,6 +265,14 @@ def main(argv: list[str]) -> int:
 
     model = load_task(args.checkpoint).model.to(args.device).eval()
     tokenizer = load_matching_tokenizer(args.checkpoint, args.tokenizer, model.config.vocab_size)
+    trained = trained_format(args.checkpoint)
+    if trained.get("kind") == "classification":
+        raise ValueError(f"{args.checkpoint} holds a classifier, which labels text rather than writing it; "
+                         f"`zoo predict --ckpt_path {args.checkpoint} --config ...` writes its predictions")
+    args.instruction = trained.get("kind") == "instruction"
+    from zoo.adapters import merge_adapters
+
+    merge_adapters(model)  # LoRA and other adapters folded in: decoding then costs what the plain model does
     if isinstance(model, BERT):
         fill_masks(model, tokenizer, prompts, args)
     else:
