@@ -6,11 +6,12 @@ import math
 
 import lightning as L
 import pytest
+import torch
 
 from zoo.analysis.training import History, train
 from zoo.data import TextDataModule
 from zoo.models import GPTConfig
-from zoo.tasks import CausalLM
+from zoo.tasks import CausalLM, load_task
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,10 @@ def tiny_task(data, **task_kwargs):
     return CausalLM(config, **task_kwargs)
 
 
-def test_train_returns_curves(data):
-    history = train(tiny_task(data, lr=3e-3, warmup_steps=2), data, max_steps=12, val_every=5, val_batches=2)
+def test_train_returns_curves_and_saves_a_checkpoint(data, tmp_path):
+    path = tmp_path / "run.ckpt"
+    task = tiny_task(data, lr=3e-3, warmup_steps=2)
+    history = train(task, data, max_steps=12, val_every=5, val_batches=2, save_checkpoint=str(path))
     assert history.steps == list(range(1, 13))
     assert len(history.train_loss) == len(history.grad_norm) == len(history.step_time) == 12
     assert history.val_steps == [5, 10, 12]  # and once more after the last step
@@ -36,6 +39,11 @@ def test_train_returns_curves(data):
     assert history.train_loss[-1] < history.train_loss[0]
     assert not history.diverged and history.final_val_loss == history.val_loss[-1]
     assert history.median_step_time > 0 and history.wall_time > sum(history.step_time) * 0.5
+    assert [m["val_loss"] for m in history.val_metrics] == history.val_loss
+    assert "val_perplexity" in history.val_metrics[-1]
+    loaded = load_task(str(path))
+    assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), task.model.state_dict().values(),
+                                                 strict=True))
 
 
 def test_a_diverging_run_stops_and_says_so(data):

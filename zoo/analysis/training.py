@@ -33,6 +33,7 @@ class History:
         step_time: Seconds of that step (forward, backward, optimizer).
         val_steps: Steps after which validation ran.
         val_loss: Validation loss at each of ``val_steps``.
+        val_metrics: Every ``val_*`` metric the task logged, at each of ``val_steps`` (e.g. ``val_accuracy``).
         wall_time: Seconds of the whole run, validation included.
     """
 
@@ -42,6 +43,7 @@ class History:
     step_time: list[float] = field(default_factory=list)
     val_steps: list[int] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    val_metrics: list[dict[str, float]] = field(default_factory=list)
     wall_time: float = 0.0
 
     @property
@@ -104,8 +106,10 @@ class HistoryCallback(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or "val_loss" not in trainer.callback_metrics:
             return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
         self.history.val_steps.append(trainer.global_step)
-        self.history.val_loss.append(float(trainer.callback_metrics["val_loss"]))
+        self.history.val_loss.append(metrics["val_loss"])
+        self.history.val_metrics.append(metrics)
 
 
 @contextlib.contextmanager
@@ -135,6 +139,7 @@ def train(
     accelerator: str = "auto",
     gradient_clip_val: float | None = None,
     precision: str | None = None,
+    save_checkpoint: str | None = None,
 ) -> History:
     """Train ``task`` on ``data`` for ``max_steps`` optimizer steps and return its curves.
 
@@ -149,6 +154,8 @@ def train(
         gradient_clip_val: Clip the global gradient norm to this (None = no clipping; the recorded
             ``grad_norm`` is measured before clipping).
         precision: Lightning's precision (e.g. ``bf16-mixed``); None = its default, fp32.
+        save_checkpoint: Write a checkpoint of the trained task here (what ``pretrained=`` of a
+            fine-tuning task and ``zoo.tasks.load_task`` read).
     """
     if max_steps < 1:
         raise ValueError(f"max_steps={max_steps} must be >= 1")
@@ -167,4 +174,6 @@ def train(
         if not history.diverged and (not history.val_steps or history.val_steps[-1] != trainer.global_step):
             trainer.validate(task, datamodule=data, verbose=False)
         history.wall_time = time.perf_counter() - start
+        if save_checkpoint is not None:
+            trainer.save_checkpoint(save_checkpoint)
     return history
