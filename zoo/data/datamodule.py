@@ -10,20 +10,27 @@ Life cycle, as Lightning intends:
   settings, so a second run starts in about a second.
 - Objectives that are random (MLM masking, span corruption) run in the collator, so every epoch
   sees fresh masks while validation sees the same ones each time.
+- Training batches come from a `torchdata` `StatefulDataLoader` over a `SeededSampler`: the order
+  and every example's mask seed are functions of (seed, epoch, rank, position), and the loader's
+  position is part of each checkpoint (Lightning's fit loop saves and restores it), so a resumed run
+  continues with exactly the batches — and masks — the uninterrupted run would have seen.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from filelock import FileLock
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from zoo.data.corpus import (
     DataFiles,
@@ -33,9 +40,11 @@ from zoo.data.corpus import (
     resolve_data_files,
 )
 from zoo.data.objectives import (
+    SEED_KEY,
     CLMCollator,
     MLMCollator,
     SpanCorruptionCollator,
+    mix_seeds,
     pack_blocks,
     span_corruption_lengths,
     span_corruption_raw_length,
@@ -61,6 +70,66 @@ def default_cache_dir() -> Path:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+class SeededSampler(DistributedSampler):
+    """Training order that a resumed run repeats exactly: yields `(index, seed)` pairs.
+
+    Each epoch is a fresh shuffle drawn from (seed, epoch), split across ranks as
+    `DistributedSampler` does (so Lightning leaves it in place under DDP), and each example comes
+    with a seed for the collator's random masks, drawn from (seed, epoch, rank, position). Nothing
+    depends on generator state carried between batches, so the whole state is the epoch and how many
+    examples this pass has yielded: `state_dict` returns both, and `StatefulDataLoader` (with it,
+    every Lightning checkpoint) saves them. Lightning calls `set_epoch` each epoch; iterated by hand,
+    the epoch advances after each complete pass, so every pass has fresh order and masks.
+    """
+
+    def __init__(self, dataset: Any, *, num_replicas: int, rank: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
+        self.yielded = 0
+        self._resume_at = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:  # a restored position belongs to the epoch it was taken in
+            self._resume_at = 0
+        super().set_epoch(epoch)
+
+    def __iter__(self):
+        start, self._resume_at = self._resume_at, 0
+        self.yielded = start
+        for index in itertools.islice(super().__iter__(), start, None):
+            seed = mix_seeds(self.seed, self.epoch, self.rank, self.yielded)
+            self.yielded += 1
+            yield index, seed
+        self.epoch, self.yielded = self.epoch + 1, 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "yielded": self.yielded}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Continue where `state_dict` was taken: the next pass starts at its position."""
+        self.epoch, self._resume_at = int(state_dict["epoch"]), int(state_dict["yielded"])
+        if self._resume_at >= self.num_samples:  # taken after the last batch: the next pass is a new epoch
+            self.epoch, self._resume_at = self.epoch + 1, 0
+
+
+class _SeededExamples(Dataset):
+    """A tokenized dataset read with `SeededSampler`'s `(index, seed)` keys: each example gets its seed."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, seed = key
+        return {**self.dataset[int(index)], SEED_KEY: seed}
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        columns = self.dataset[[int(index) for index, _ in keys]]  # one Arrow read for the batch
+        return [{**{name: values[i] for name, values in columns.items()}, SEED_KEY: seed}
+                for i, (_, seed) in enumerate(keys)]
 
 
 class TextDataModule(L.LightningDataModule):
@@ -406,34 +475,44 @@ class TextDataModule(L.LightningDataModule):
             mean_noise_span_length=self.mean_noise_span_length,
         )
 
-    def _loader(self, split: Split, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+    def _loader(self, split: Split) -> DataLoader:
+        """Batches in a fixed order with fixed masks."""
         return DataLoader(
             self._tokenized(split),
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            collate_fn=self._collator(deterministic=not shuffle),
+            collate_fn=self._collator(deterministic=True),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
 
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled (seeded) training batches with fresh masks every epoch."""
-        return self._loader("train", shuffle=True)
+    def train_dataloader(self) -> StatefulDataLoader:
+        """Shuffled (seeded) training batches with fresh masks every epoch; resumable (see `SeededSampler`)."""
+        dataset = self._tokenized("train")
+        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        with warnings.catch_warnings():  # torchdata 0.11 calls a torch API that newer torch deprecates
+            warnings.filterwarnings("ignore", message=".*set_vital.*")
+            return StatefulDataLoader(
+                _SeededExamples(dataset),
+                batch_size=self.batch_size,
+                sampler=SeededSampler(dataset, num_replicas=world_size, rank=rank, seed=self.seed),
+                collate_fn=self._collator(deterministic=False),
+                num_workers=self.num_workers,
+                persistent_workers=self.num_workers > 0,
+                pin_memory=torch.cuda.is_available(),
+            )
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches in a fixed order with fixed masks."""
-        return self._loader("validation", shuffle=False)
+        return self._loader("validation")
 
     def test_dataloader(self) -> DataLoader:
         """The validation batches (the data has no separate test split)."""
-        return self._loader("validation", shuffle=False)
+        return self._loader("validation")
 
     def predict_dataloader(self) -> DataLoader:
         """The validation batches, for ``zoo predict`` to score sequence by sequence."""
-        return self._loader("validation", shuffle=False)
+        return self._loader("validation")
 
     # -----------------------------------------------------------------------------------------
     # Checkpoints

@@ -7,7 +7,8 @@ Mask convention for all of zoo: boolean, True = a real token that may be attende
 Labels use -100 (`IGNORE_INDEX`) where nothing is predicted, as `F.cross_entropy` ignores by default.
 
 Randomness comes from an explicit `torch.Generator`, so every function is reproducible. Collators
-draw fresh masks every epoch for training, and the same masks every time for validation.
+draw fresh masks every epoch for training — from per-example seeds when the examples carry them, so
+a resumed run repeats them exactly — and the same masks every time for validation.
 """
 
 from __future__ import annotations
@@ -257,23 +258,29 @@ def _as_list(ids: Sequence[int] | Tensor) -> list[int]:
 # Collators
 
 
-def _mix(*values: int | bytes) -> int:
-    """A 63-bit seed from several values; stable across processes (unlike `hash`)."""
+def mix_seeds(*values: int | bytes) -> int:
+    """A 63-bit seed from several values; stable across processes and runs (unlike `hash`)."""
     digest = hashlib.blake2b(digest_size=8)
     for value in values:
         digest.update(value if isinstance(value, bytes) else int(value).to_bytes(16, "little", signed=True))
     return int.from_bytes(digest.digest(), "little") >> 1
 
 
+SEED_KEY = "seed"  # optional per-example entry: the seed of that example's random corruption
+
+
 @dataclass(kw_only=True)
 class _Seeded:
-    """Randomness for collators.
+    """Randomness for collators, in order of precedence:
 
-    Training (`deterministic=False`): one generator per process, continued across batches and
-    epochs, so masks are fresh every epoch. In a DataLoader worker it is reseeded from the
-    worker's seed, which the loader derives from its own generator per epoch and worker, so
-    workers never repeat each other. Validation (`deterministic=True`): the generator is seeded
-    from the batch contents, so the same batch gets the same masks in every epoch.
+    - Examples that carry a `seed` (the training loader's sampler draws one per example from
+      (seed, epoch, rank, position)): the batch's generator is seeded from them, so the masks are a
+      function of where the batch sits in the run — a resumed run draws exactly the masks the
+      uninterrupted one would, whatever the number of workers.
+    - Validation (`deterministic=True`): seeded from the batch contents, so the same batch gets the
+      same masks in every epoch.
+    - Otherwise one generator per process, continued across batches and epochs. In a DataLoader
+      worker it is reseeded from the worker's seed, so workers never repeat each other.
     """
 
     seed: int = 0
@@ -281,14 +288,16 @@ class _Seeded:
     _generator: torch.Generator | None = field(default=None, init=False, repr=False)
     _worker_seed: int | None = field(default=None, init=False, repr=False)
 
-    def generator_for(self, batch_ids: Tensor) -> torch.Generator:
+    def generator_for(self, batch_ids: Tensor, examples: Sequence[Example] = ()) -> torch.Generator:
+        if examples and all(SEED_KEY in example for example in examples):
+            return torch.Generator().manual_seed(mix_seeds(self.seed, *(int(e[SEED_KEY]) for e in examples)))
         if self.deterministic:
             content = batch_ids.numpy().tobytes()
-            return torch.Generator().manual_seed(_mix(self.seed, content))
+            return torch.Generator().manual_seed(mix_seeds(self.seed, content))
         info = get_worker_info()
         worker_seed = None if info is None else info.seed
         if self._generator is None or worker_seed != self._worker_seed:
-            seed = self.seed if worker_seed is None else _mix(self.seed, worker_seed)
+            seed = self.seed if worker_seed is None else mix_seeds(self.seed, worker_seed)
             self._generator = torch.Generator().manual_seed(seed)
             self._worker_seed = worker_seed
         return self._generator
@@ -346,7 +355,7 @@ class MLMCollator(_Seeded):
             mask_id=self.mask_id,
             random_ids=self._random_ids,
             mlm_probability=self.mlm_probability,
-            generator=self.generator_for(input_ids),
+            generator=self.generator_for(input_ids, examples),
         )
         return {"input_ids": inputs, "attention_mask": attention_mask, "labels": labels}
 
@@ -368,7 +377,7 @@ class SpanCorruptionCollator(_Seeded):
 
     def __call__(self, examples: Sequence[Example]) -> dict[str, Tensor]:
         rows = _input_ids(examples)
-        generator = self.generator_for(pad_sequences(rows, self.pad_id)[0])
+        generator = self.generator_for(pad_sequences(rows, self.pad_id)[0], examples)
         inputs, targets = [], []
         for ids in rows:
             noise = random_spans_noise_mask(len(ids), self.noise_density, self.mean_noise_span_length, generator)
