@@ -17,10 +17,18 @@ from pathlib import Path
 import torch
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
-from zoo.callbacks import PredictionWriter
+from zoo.callbacks import (
+    BestCheckpoint,
+    FiniteLossGuard,
+    GracefulStop,
+    LastCheckpoint,
+    PredictionWriter,
+    StepSeeds,
+    check_writable,
+)
 from zoo.tasks import LanguageModelTask
 from zoo.tasks.base import TASK_KEY
 
@@ -47,23 +55,26 @@ def default_loggers(save_dir: str = "runs") -> list[dict]:
 
 
 class ZooCLI(LightningCLI):
-    """LightningCLI with the zoo's links, a configurable best/last ``checkpoint`` callback, and a
-    learning-rate monitor."""
+    """LightningCLI with the zoo's links, the best-by-validation ``checkpoint`` and the periodic
+    ``last_checkpoint`` (``last.ckpt``) beside it, a learning-rate monitor, and — always on, for
+    exact resumption — ``StepSeeds``, ``GracefulStop`` and ``FiniteLossGuard`` (see zoo.callbacks)."""
 
     def add_arguments_to_parser(self, parser) -> None:
         for source, target in DATA_TO_MODEL_LINKS:
             parser.link_arguments(f"data.{source}", f"model.init_args.config.{target}", apply_on="instantiate")
         # Classifiers take their label names from a labelled data module (skipped for other tasks/data).
         parser.link_arguments("data.labels", "model.init_args.labels", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val_loss",
             "checkpoint.mode": "min",
-            "checkpoint.save_last": True,
+            "checkpoint.save_last": False,  # last.ckpt is last_checkpoint's, written whatever validation says
             "checkpoint.save_top_k": 1,
             "checkpoint.filename": "best-{step}-{val_loss:.3f}",
             "checkpoint.auto_insert_metric_name": False,
         })
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
+        parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")  # last.ckpt beside the best
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `zoo predict` only
@@ -71,6 +82,22 @@ class ZooCLI(LightningCLI):
 
         parser.add_lightning_class_args(CompileModel, "compile")
         parser.add_lightning_class_args(SpeedMonitor, "speed_monitor")
+
+    def before_fit(self) -> None:
+        """Pre-flight, before any data is read or step taken: every directory the run will write
+        checkpoints or logs to must be creatable and writable, else one line naming it. (The launching
+        process checks; DDP workers started later would only race it.)"""
+        trainer = self.trainer
+        if not trainer.is_global_zero:
+            return
+        for callback in trainer.checkpoint_callbacks:
+            if callback.dirpath is not None:
+                check_writable(callback.dirpath, "checkpoint directory (--checkpoint.dirpath)")
+        for logger in trainer.loggers:
+            if getattr(logger, "save_dir", None) is not None:
+                check_writable(logger.save_dir, f"log directory of {type(logger).__name__} (--trainer.logger)")
+        if not trainer.loggers:
+            check_writable(trainer.default_root_dir, "directory --trainer.default_root_dir")
 
 
     def before_instantiate_classes(self) -> None:
@@ -107,7 +134,9 @@ def run(args: list[str] | None = None) -> ZooCLI:
         auto_configure_optimizers=False,  # each task builds AdamW with its own parameter groups
         seed_everything_default=1234,
         save_config_kwargs={"overwrite": True},  # a second run into the same directory must not abort
-        trainer_defaults={"logger": default_loggers()},
+        # Persistent callbacks (LightningCLI appends them to any configured ones) that make a resumed run
+        # exact and a stopped one safe; the checkpoints are configurable (`checkpoint`, `last_checkpoint`).
+        trainer_defaults={"logger": default_loggers(), "callbacks": [StepSeeds(), GracefulStop(), FiniteLossGuard()]},
         # Raise instead of printing usage and exiting, so `main` can shorten the message to one line.
         parser_kwargs={"exit_on_error": False},
         args=args,

@@ -8,7 +8,7 @@ becomes ``(logits, labels)``; everything else lives here, in one ``_shared_step(
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -55,18 +55,22 @@ def adamw_with_schedule(
     lr: float,
     betas: tuple[float, float],
     warmup_steps: int,
-    total_steps: int | None,
+    total_steps: int | Callable[[], int] | None,
     min_lr_ratio: float,
     eps: float = 1e-8,
 ) -> dict[str, Any]:
     """AdamW and a per-step linear warmup, then cosine decay to ``min_lr_ratio``·lr over
-    ``total_steps`` (None = constant after warmup), as Lightning's ``configure_optimizers`` returns."""
+    ``total_steps`` (None = constant after warmup), as Lightning's ``configure_optimizers`` returns.
+    ``total_steps`` may be a function, called once, at the first step past warmup."""
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps)
+    resolved: list[int] = []
 
     def schedule(step: int) -> float:
-        if total_steps is None:
+        if total_steps is None or step <= warmup_steps:  # the total matters only after warmup
             return min(1.0, (step + 1) / max(1, warmup_steps))
-        return warmup_cosine(step, warmup_steps, total_steps, min_lr_ratio)
+        if not resolved:
+            resolved.append(int(total_steps() if callable(total_steps) else total_steps))
+        return warmup_cosine(step, warmup_steps, resolved[0], min_lr_ratio)
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -217,7 +221,11 @@ class LanguageModelTask(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams
-        total = None if h.scheduler == "constant" else h.max_steps or int(self.trainer.estimated_stepping_batches)
+        # The Trainer's estimate is read at the first step past warmup, not here: read in
+        # configure_optimizers, it sets up the train loader before a resumed run restores the loader's
+        # position, which Lightning then drops (Lightning issue #20550): the epoch would start over.
+        total = None if h.scheduler == "constant" else h.max_steps or (
+            lambda: int(self.trainer.estimated_stepping_batches))
         return adamw_with_schedule(self.parameter_groups(), lr=h.lr, betas=h.betas, eps=h.eps,
                                    warmup_steps=h.warmup_steps, total_steps=total, min_lr_ratio=h.min_lr_ratio)
 
