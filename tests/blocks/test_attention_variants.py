@@ -1,5 +1,5 @@
-"""QK-norm, attention softcapping, partial rotary and the parallel residual, each against its
-formula computed from the module's own weights."""
+"""QK-norm, attention softcapping, partial rotary, the parallel residual, sandwich norms and the
+1 + weight RMSNorm, each against its formula computed from the module's own weights."""
 
 import pytest
 import torch
@@ -8,6 +8,7 @@ from torch import nn
 from zoo.blocks.attention import MultiHeadAttention, eager_attention
 from zoo.blocks.feed_forward import FeedForward
 from zoo.blocks.layers import DecoderLayer, EncoderLayer
+from zoo.blocks.norms import build_norm
 from zoo.blocks.positions import RotaryEmbedding, apply_rotary
 
 B, T, E, H, D = 2, 6, 32, 4, 8
@@ -139,3 +140,29 @@ def test_parallel_residual_refuses_post_norm():
         _layer(residual="parallel", norm_placement="post")
     with pytest.raises(ValueError, match="residual='ladder'"):
         _layer(residual="ladder")
+
+
+def test_sandwich_norms_each_branch_output_too():
+    norms = {name: nn.LayerNorm(E) for name in ("self_attn_norm", "ffn_norm", "self_attn_post_norm", "ffn_post_norm")}
+    layer = EncoderLayer(MultiHeadAttention(E, H), FeedForward(E, 64), norm_placement="sandwich", **norms).eval()
+    x = torch.randn(B, T, E)
+    h = x + layer.self_attn_post_norm(layer.self_attn(layer.self_attn_norm(x), is_causal=True))
+    expected = h + layer.ffn_post_norm(layer.ffn(layer.ffn_norm(h)))
+    torch.testing.assert_close(layer(x, is_causal=True), expected)
+
+
+def test_sandwich_needs_its_post_norms_and_others_refuse_them():
+    with pytest.raises(ValueError, match="'sandwich' takes self_attn_post_norm and ffn_post_norm"):
+        _layer(norm_placement="sandwich")
+    with pytest.raises(ValueError, match="other placements take neither"):
+        _layer(self_attn_post_norm=nn.LayerNorm(E), ffn_post_norm=nn.LayerNorm(E))
+
+
+def test_rmsnorm_plus_one_scales_by_one_plus_weight():
+    norm = build_norm("rmsnorm_plus_one", E, eps=1e-6)
+    assert torch.equal(norm.weight, torch.zeros(E))  # starts as a plain RMSNorm without scale
+    nn.init.normal_(norm.weight)
+    x = torch.randn(B, T, E)
+    expected = x / (x.square().mean(-1, keepdim=True) + 1e-6).sqrt() * (1 + norm.weight)
+    torch.testing.assert_close(norm(x), expected)
+    assert norm(x.bfloat16()).dtype == torch.bfloat16

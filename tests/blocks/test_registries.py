@@ -28,4 +28,4 @@ def test_registry_and_literal_list_the_same_names(registry, literal):
 
 
 def test_norm_placement_literal():
-    assert set(get_args(NormPlacement)) == {"pre", "post"}
+    assert set(get_args(NormPlacement)) == {"pre", "post", "sandwich"}

@@ -25,6 +25,7 @@ SWITCHES = {
     "attention_softcap": dict(attention_softcap=5.0),
     "logit_softcap": dict(logit_softcap=5.0),
     "relu2": dict(activation="relu2"),
+    "sandwich": dict(norm_placement="sandwich", norm="rmsnorm_plus_one"),  # Gemma 2's norms
     "all": dict(qk_norm="rmsnorm", sliding_window=3, global_layer_every=2, num_experts=4, residual="parallel",
                 norm_placement="pre", position="rotary", rotary_fraction=0.5, attention_softcap=5.0, logit_softcap=5.0,
                 activation="relu2", num_kv_heads=2),
@@ -39,7 +40,7 @@ def test_every_switch_trains_in_every_family(family, switch):
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("switch", ["sliding_window", "qk_rmsnorm", "moe", "parallel", "attention_softcap",
-                                    "logit_softcap", "partial_rotary"])
+                                    "logit_softcap", "partial_rotary", "sandwich"])
 def test_every_switch_changes_the_function(family, switch):
     """A switch that silently did nothing would pass every other test."""
     # Wider weights than the default init, so that scores and logits are large enough for a cap to bind.
@@ -152,7 +153,8 @@ def test_architecture_lists_only_switches_in_use():
     (dict(position="rotary", rotary_fraction=0.125), r"rotary_fraction=0.125 of head_dim=8 gives 1 rotary dimensions"),
     (dict(position="rotary", rotary_fraction=0.3), r"gives 2.4 rotary dimensions; it must give a whole, even number"),
     (dict(position="learned", rotary_fraction=0.5), r"rotary_fraction=0.5 needs position='rotary'"),
-    (dict(residual="parallel", norm_placement="post"), r"residual='parallel' needs norm_placement='pre'"),
+    (dict(residual="parallel", norm_placement="post"), r"residual='parallel' needs norm_placement='pre' or 'sandwich'"),
+    (dict(norm_placement="middle"), r"norm_placement='middle' must be 'pre', 'post' or 'sandwich'"),
     (dict(residual="ladder"), r"residual='ladder' must be 'sequential' or 'parallel'"),
     (dict(qk_norm="batchnorm"), r"qk_norm='batchnorm' is not one of"),
 ])

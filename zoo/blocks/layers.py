@@ -1,11 +1,13 @@
 """Transformer layers: ``EncoderLayer`` (self-attention + feed-forward) and ``DecoderLayer``
-(adds cross-attention to an encoder's output). Residual placement is ``pre`` or ``post`` norm, and
-the sub-blocks run one after the other (``sequential``) or side by side (``parallel``).
+(adds cross-attention to an encoder's output). Residual placement is ``pre``, ``post`` or
+``sandwich`` norm, and the sub-blocks run one after the other (``sequential``) or side by side
+(``parallel``).
 
 Shapes: b batch, t query len, s context len, e embed dim.
 pre-norm:  ``x = x + dropout(f(norm(x)))``   (GPT-2, T5, LLaMA)
 post-norm: ``x = norm(x + dropout(f(x)))``   (the original Transformer, BERT)
-parallel:  ``x = x + attn(norm_1(x)) + ffn(norm_2(x))``   (GPT-J, GPT-NeoX, PaLM; pre-norm only)
+sandwich:  ``x = x + dropout(post_norm(f(norm(x))))``   (Gemma 2: a norm on each branch's output too)
+parallel:  ``x = x + attn(norm_1(x)) + ffn(norm_2(x))``   (GPT-J, GPT-NeoX, PaLM; not post-norm)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import Tensor, nn
 
 from zoo.blocks.attention import KVCache, MultiHeadAttention, SlidingWindowCache
 
-NormPlacement = Literal["pre", "post"]
+NormPlacement = Literal["pre", "post", "sandwich"]
 ResidualName = Literal["sequential", "parallel"]
 
 
@@ -52,10 +54,12 @@ class EncoderLayer(nn.Module):
         ffn: Feed-forward block.
         self_attn_norm: Norm of the attention residual.
         ffn_norm: Norm of the feed-forward residual.
-        norm_placement: ``pre`` or ``post``.
+        norm_placement: ``pre``, ``post`` or ``sandwich``.
         dropout: Dropout on the residual branches.
         residual: ``sequential`` (each sub-block reads the previous one's output) or ``parallel``
-            (every sub-block reads the layer input and their outputs are summed; pre-norm only).
+            (every sub-block reads the layer input and their outputs are summed; not post-norm).
+        self_attn_post_norm: Norm of the attention branch's output (``sandwich`` only, required there).
+        ffn_post_norm: Norm of the feed-forward branch's output (``sandwich`` only, required there).
     """
 
     def __init__(
@@ -68,37 +72,52 @@ class EncoderLayer(nn.Module):
         norm_placement: NormPlacement = "pre",
         dropout: float = 0.0,
         residual: ResidualName = "sequential",
+        self_attn_post_norm: nn.Module | None = None,
+        ffn_post_norm: nn.Module | None = None,
     ):
         super().__init__()
-        if norm_placement not in ("pre", "post"):
-            raise ValueError(f"norm_placement={norm_placement!r} is not valid; choose 'pre' or 'post'")
+        if norm_placement not in ("pre", "post", "sandwich"):
+            raise ValueError(f"norm_placement={norm_placement!r} is not valid; choose 'pre', 'post' or 'sandwich'")
         if residual not in ("sequential", "parallel"):
             raise ValueError(f"residual={residual!r} is not valid; choose 'sequential' or 'parallel'")
-        if residual == "parallel" and norm_placement != "pre":
-            raise ValueError("residual='parallel' needs norm_placement='pre' (each branch normalises its own input)")
-        self.pre_norm = norm_placement == "pre"
+        if residual == "parallel" and norm_placement == "post":
+            raise ValueError("residual='parallel' needs norm_placement='pre' or 'sandwich' (each branch normalises "
+                             "its own input)")
+        self.sandwich = norm_placement == "sandwich"
+        if self.sandwich != (self_attn_post_norm is not None and ffn_post_norm is not None):
+            raise ValueError("norm_placement='sandwich' takes self_attn_post_norm and ffn_post_norm; other "
+                             "placements take neither")
+        self.pre_norm = norm_placement != "post"
         self.parallel = residual == "parallel"
         self.self_attn = self_attn
         self.self_attn_norm = self_attn_norm
+        self.self_attn_post_norm = self_attn_post_norm
         self.ffn = ffn
         self.ffn_norm = ffn_norm
+        self.ffn_post_norm = ffn_post_norm
         self.dropout = nn.Dropout(dropout)
 
-    def residual(self, x: Tensor, norm: nn.Module, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    def residual(self, x: Tensor, norm: nn.Module, fn: Callable[[Tensor], Tensor],
+                 post_norm: nn.Module | None = None) -> Tensor:
         if self.pre_norm:
-            return x + self._dropout(fn(norm(x)))
+            return x + self._dropout(self._branch(x, norm, fn, post_norm))
         return norm(x + self._dropout(fn(x)))
+
+    @staticmethod
+    def _branch(x: Tensor, norm: nn.Module, fn: Callable[[Tensor], Tensor], post_norm: nn.Module | None) -> Tensor:
+        out = fn(norm(x))
+        return out if post_norm is None else post_norm(out)
 
     def _dropout(self, x: Tensor) -> Tensor:
         # Skipping the module call outside training matters when decoding one token at a time.
         return self.dropout(x) if self.training else x
 
-    def branches(self, x: Tensor, *pairs: tuple[nn.Module, Callable[[Tensor], Tensor]]) -> Tensor:
-        """Apply ``(norm, fn)`` residual branches in order, or all to ``x`` when parallel."""
+    def branches(self, x: Tensor, *branches: tuple[nn.Module, Callable[[Tensor], Tensor], nn.Module | None]) -> Tensor:
+        """Apply ``(norm, fn, post_norm)`` residual branches in order, or all to ``x`` when parallel."""
         if self.parallel:
-            return x + sum(self._dropout(fn(norm(x))) for norm, fn in pairs)
-        for norm, fn in pairs:
-            x = self.residual(x, norm, fn)
+            return x + sum(self._dropout(self._branch(x, *branch)) for branch in branches)
+        for branch in branches:
+            x = self.residual(x, *branch)
         return x
 
     def forward(
@@ -116,8 +135,9 @@ class EncoderLayer(nn.Module):
         return self.branches(
             x,
             (self.self_attn_norm,
-             lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache)),
-            (self.ffn_norm, self.ffn),
+             lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache),
+             self.self_attn_post_norm),
+            (self.ffn_norm, self.ffn, self.ffn_post_norm),
         )
 
 
@@ -129,6 +149,7 @@ class DecoderLayer(EncoderLayer):
     Args:
         cross_attn: Attention with ``cross_attention=True``; the other arguments as in ``EncoderLayer``.
         cross_attn_norm: Norm of the cross-attention residual.
+        cross_attn_post_norm: Norm of the cross-attention branch's output (``sandwich`` only).
     """
 
     def __init__(
@@ -143,13 +164,20 @@ class DecoderLayer(EncoderLayer):
         norm_placement: NormPlacement = "pre",
         dropout: float = 0.0,
         residual: ResidualName = "sequential",
+        self_attn_post_norm: nn.Module | None = None,
+        cross_attn_post_norm: nn.Module | None = None,
+        ffn_post_norm: nn.Module | None = None,
     ):
         super().__init__(self_attn, ffn, self_attn_norm=self_attn_norm, ffn_norm=ffn_norm,
-                         norm_placement=norm_placement, dropout=dropout, residual=residual)
+                         norm_placement=norm_placement, dropout=dropout, residual=residual,
+                         self_attn_post_norm=self_attn_post_norm, ffn_post_norm=ffn_post_norm)
+        if self.sandwich != (cross_attn_post_norm is not None):
+            raise ValueError("norm_placement='sandwich' takes a cross_attn_post_norm; other placements do not")
         if not cross_attn.cross_attention:
             raise ValueError("DecoderLayer: cross_attn must be built with cross_attention=True")
         self.cross_attn = cross_attn
         self.cross_attn_norm = cross_attn_norm
+        self.cross_attn_post_norm = cross_attn_post_norm
 
     def forward(
         self,
@@ -169,7 +197,9 @@ class DecoderLayer(EncoderLayer):
         return self.branches(
             x,
             (self.self_attn_norm,
-             lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache)),
-            (self.cross_attn_norm, lambda h: self.cross_attn(h, context, mask=context_mask, cache=cross_cache)),
-            (self.ffn_norm, self.ffn),
+             lambda h: self.self_attn(h, mask=mask, bias=bias, is_causal=is_causal, rope=rope, cache=self_cache),
+             self.self_attn_post_norm),
+            (self.cross_attn_norm, lambda h: self.cross_attn(h, context, mask=context_mask, cache=cross_cache),
+             self.cross_attn_post_norm),
+            (self.ffn_norm, self.ffn, self.ffn_post_norm),
         )

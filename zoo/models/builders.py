@@ -74,10 +74,14 @@ def transformer_layer(c: TransformerConfig, *, cross_attention: bool = False, in
     """Layer ``index`` of a stack: an ``EncoderLayer``, or a ``DecoderLayer`` that also attends to
     a context."""
     common = dict(norm_placement=c.norm_placement, dropout=c.dropout, residual=c.residual)
+    sandwich = c.norm_placement == "sandwich"  # each branch's output is normed too (Gemma 2)
+    if sandwich:
+        common.update(self_attn_post_norm=norm_block(c), ffn_post_norm=norm_block(c))
     if cross_attention:
         return DecoderLayer(
             attention_block(c, index=index), attention_block(c, cross_attention=True), feed_forward_block(c),
-            self_attn_norm=norm_block(c), cross_attn_norm=norm_block(c), ffn_norm=norm_block(c), **common,
+            self_attn_norm=norm_block(c), cross_attn_norm=norm_block(c), ffn_norm=norm_block(c),
+            cross_attn_post_norm=norm_block(c) if sandwich else None, **common,
         )
     return EncoderLayer(attention_block(c, index=index), feed_forward_block(c), self_attn_norm=norm_block(c),
                         ffn_norm=norm_block(c), **common)
@@ -87,9 +91,10 @@ def transformer_stack(
     c: TransformerConfig, *, causal: bool, cross_attention: bool = False, num_layers: int | None = None
 ) -> TransformerStack:
     """``num_layers`` (default ``c.num_layers``) layers with the config's position scheme. Norms
-    follow the placement: a pre-norm stack ends in a final norm (GPT-2's ``ln_f``, T5, LLaMA); a
-    post-norm stack, whose layers already end in one, normalises the embeddings instead (BERT)."""
-    pre_norm = c.norm_placement == "pre"
+    follow the placement: a pre-norm (or sandwich) stack ends in a final norm (GPT-2's ``ln_f``, T5,
+    LLaMA, Gemma 2); a post-norm stack, whose layers already end in one, normalises the embeddings
+    instead (BERT)."""
+    pre_norm = c.norm_placement != "post"
     return TransformerStack(
         [transformer_layer(c, cross_attention=cross_attention, index=i) for i in range(num_layers or c.num_layers)],
         position_scheme(c, causal=causal),

@@ -30,8 +30,9 @@ class TransformerConfig:
         ffn_dim: Feed-forward hidden width; null = 4·embed_dim (⅔ of that for gated activations).
         activation: Feed-forward activation: relu, relu2 (relu(x)², Primer), gelu, gelu_tanh, swiglu,
             geglu, geglu_tanh.
-        norm: layernorm, rmsnorm or none.
-        norm_placement: pre (norm inside the residual branch) or post (after the residual sum).
+        norm: layernorm, rmsnorm, rmsnorm_plus_one (scale 1 + weight, Gemma) or none.
+        norm_placement: pre (norm inside the residual branch), post (after the residual sum) or
+            sandwich (pre, plus a norm on each branch's output: Gemma 2).
         norm_eps: Epsilon of the norms.
         position: none, learned, sinusoidal, rotary, alibi or relative (T5 bucketed bias).
         dropout: Dropout on embeddings, residual branches and attention weights.
@@ -69,7 +70,7 @@ class TransformerConfig:
         moe_aux_loss_weight: Weight of the load-balancing loss (Switch Transformer, k at balance)
             added to the training loss; logged as ``<stage>_aux_loss``.
         residual: sequential (attention, then feed-forward) or parallel (both read the layer
-            input and are summed: GPT-J / GPT-NeoX / PaLM); parallel needs pre-norm.
+            input and are summed: GPT-J / GPT-NeoX / PaLM); not with post-norm.
         rotary_fraction: Fraction of each head's dimensions that rotary positions rotate (the
             first ones, GPT-NeoX's rotary_pct); head_dim · fraction must be a whole even number.
         attention_softcap: Cap attention scores at c·tanh(score/c) (Gemma 2: 50); null = none.
@@ -123,7 +124,8 @@ class TransformerConfig:
             check(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be a positive integer")
         check(self.activation in ACTIVATIONS, f"activation={self.activation!r} is not one of {sorted(ACTIVATIONS)}")
         check(self.norm in NORMS, f"norm={self.norm!r} is not one of {sorted(NORMS)}")
-        check(self.norm_placement in ("pre", "post"), f"norm_placement={self.norm_placement!r} must be 'pre' or 'post'")
+        check(self.norm_placement in ("pre", "post", "sandwich"),
+              f"norm_placement={self.norm_placement!r} must be 'pre', 'post' or 'sandwich'")
         check(self.position in POSITIONS, f"position={self.position!r} is not one of {list(POSITIONS)}")
         check(self.attn_implementation in ("sdpa", "eager", "flex"),
               f"attn_implementation={self.attn_implementation!r} must be 'sdpa', 'eager' or 'flex'")
@@ -164,8 +166,8 @@ class TransformerConfig:
         check(self.moe_aux_loss_weight >= 0, f"moe_aux_loss_weight={self.moe_aux_loss_weight} must be >= 0")
         check(self.residual in ("sequential", "parallel"),
               f"residual={self.residual!r} must be 'sequential' or 'parallel'")
-        check(self.residual == "sequential" or self.norm_placement == "pre",
-              "residual='parallel' needs norm_placement='pre' (each branch normalises its own input)")
+        check(self.residual == "sequential" or self.norm_placement != "post",
+              "residual='parallel' needs norm_placement='pre' or 'sandwich' (each branch normalises its own input)")
         check(0.0 < self.rotary_fraction <= 1.0, f"rotary_fraction={self.rotary_fraction} must be in (0, 1]")
         if self.rotary_fraction != 1.0:
             check(self.position == "rotary", f"rotary_fraction={self.rotary_fraction} needs position='rotary', "
