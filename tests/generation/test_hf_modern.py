@@ -1,6 +1,7 @@
 """``generate()`` on weights imported from the architectures of the modern switches gives
 transformers' tokens: Mistral (sliding window), Qwen3 (QK-norm, local/global windows), GPT-NeoX
-(parallel residual, partial rotary) and Mixtral (experts and a window) — greedy and beam search,
+(parallel residual, partial rotary), Mixtral (experts and a window) and Gemma 2 (sandwich norms,
+softcaps, local/global windows) — greedy and beam search,
 left-padded prompts, generating well past the window. Random weights from configs; nothing is
 downloaded."""
 
@@ -28,6 +29,9 @@ ARCHITECTURES = {
         "rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5})),
     "mixtral": ("MixtralForCausalLM", "MixtralConfig", dict(num_key_value_heads=2, num_local_experts=4,
                                                             num_experts_per_tok=2, sliding_window=4)),
+    "gemma2": ("Gemma2ForCausalLM", "Gemma2Config", dict(num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+                                                         sliding_window=3, attn_logit_softcapping=5.0,
+                                                         final_logit_softcapping=3.0)),
 }
 
 

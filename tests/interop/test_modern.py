@@ -1,8 +1,9 @@
 """The architectures of the modern switches against Hugging Face's own implementations, random
 weights from configs (nothing downloaded): ``MistralForCausalLM`` (sliding window),
 ``Qwen3ForCausalLM`` (QK-norm, per-layer windows), ``GPTNeoXForCausalLM`` (parallel residual,
-partial rotary) and ``MixtralForCausalLM`` (mixture of experts) — equal logits with padding, exact
-state dicts both ways, files, ``zoo convert`` and one-line refusals."""
+partial rotary), ``MixtralForCausalLM`` (mixture of experts) and ``Gemma2ForCausalLM`` (sandwich
+norms, softcaps, local/global layers) — equal logits with padding, exact state dicts both ways,
+files, ``zoo convert`` and one-line refusals."""
 
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ COMMON = dict(vocab_size=VOCAB, num_hidden_layers=2, max_position_embeddings=64,
               eos_token_id=2)
 SMALL = dict(hidden_size=32, num_attention_heads=4, intermediate_size=48)
 CLASSES = {"mistral": "MistralForCausalLM", "qwen3": "Qwen3ForCausalLM", "gpt_neox": "GPTNeoXForCausalLM",
-           "mixtral": "MixtralForCausalLM"}
+           "mixtral": "MixtralForCausalLM", "gemma2": "Gemma2ForCausalLM"}
 CONFIG_CLASSES = {"mistral": "MistralConfig", "qwen3": "Qwen3Config", "gpt_neox": "GPTNeoXConfig",
-                  "mixtral": "MixtralConfig"}
+                  "mixtral": "MixtralConfig", "gemma2": "Gemma2Config"}
 
 
 def _neox_rope(fraction: float, theta: float = 10000.0) -> dict:
@@ -67,6 +68,15 @@ CONFIGS = {
                                            sliding_window=4, tie_word_embeddings=True),
         "6experts-top2-mqa-gelu-head_dim16": dict(num_key_value_heads=1, head_dim=16, num_local_experts=6,
                                                   num_experts_per_tok=2, hidden_act="gelu"),
+    },
+    "gemma2": {
+        "alternating_window3-softcaps-gqa2": dict(num_key_value_heads=2, head_dim=8, query_pre_attn_scalar=8,
+                                                  sliding_window=3, attn_logit_softcapping=5.0,
+                                                  final_logit_softcapping=3.0),
+        "scalar64-no_softcap-untied-mqa-gelu": dict(num_key_value_heads=1, head_dim=16, query_pre_attn_scalar=64,
+                                                    sliding_window=4, attn_logit_softcapping=None,
+                                                    final_logit_softcapping=None, tie_word_embeddings=False,
+                                                    hidden_activation="gelu"),
     },
 }
 CASES = [(arch, name) for arch, configs in CONFIGS.items() for name in configs]
@@ -105,6 +115,10 @@ def test_the_switches_arrive_in_the_zoo_config():
     assert (neox.residual, neox.rotary_fraction, neox.rotary_dims, neox.norm) == ("parallel", 0.25, 2, "layernorm")
     mixtral = from_hf(build("mixtral", "3experts-top3-window4-tied")).config
     assert (mixtral.num_experts, mixtral.experts_per_token, mixtral.sliding_window) == (3, 3, 4)
+    gemma = from_hf(build("gemma2", "alternating_window3-softcaps-gqa2")).config
+    assert (gemma.norm, gemma.norm_placement, gemma.scale_embedding, gemma.sliding_window, gemma.global_layer_every,
+            gemma.attention_softcap, gemma.logit_softcap) == ("rmsnorm_plus_one", "sandwich", True, 3, 2, 5.0, 3.0)
+    assert from_hf(build("gemma2", "scalar64-no_softcap-untied-mqa-gelu")).config.attention_scale == 0.125
 
 
 def test_windows_bind_on_the_batch():
@@ -138,6 +152,10 @@ ZOO_CONFIGS = {
     "mixtral": GPTConfig.llama(**TINY, num_kv_heads=2, num_experts=4),
     "mixtral-window-top3-geglu": GPTConfig.llama(**TINY, num_kv_heads=2, num_experts=3, experts_per_token=3,
                                                  sliding_window=5, activation="geglu_tanh"),
+    "gemma2": GPTConfig.llama(**{**TINY, "num_layers": 4}, num_kv_heads=2, norm="rmsnorm_plus_one",
+                              norm_placement="sandwich", scale_embedding=True, sliding_window=4,
+                              global_layer_every=2, attention_softcap=20.0, logit_softcap=10.0,
+                              activation="geglu_tanh", tie_embeddings=True, attention_scale=0.125),
 }
 
 
@@ -206,6 +224,7 @@ def _refused(match: str, fn, *args) -> None:
     ("gpt_neox", dict(hidden_act="silu"), r"hidden_act='silu' is not supported"),
     ("mistral", dict(rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}),
      r"rope_scaling=.*'linear'"),
+    ("gemma2", dict(head_dim=8, attention_bias=True), r"attention_bias=True cannot be expressed"),
 ])
 def test_hf_options_the_zoo_cannot_express(arch, fields, match):
     _refused(match, from_hf, build(arch, **fields))
@@ -230,6 +249,11 @@ LLAMA = dict(TINY, num_kv_heads=2)
     (BERT(BertConfig(**TINY, logit_softcap=30.0)), r"logit_softcap=30.0 cannot be exported"),
     (T5(T5Config(**TINY, num_experts=4)), r"num_experts=4 cannot be exported"),
     (T5(T5Config(**TINY, activation="relu2", sliding_window=4)), r"sliding_window=4 cannot be exported"),
+    (GPT(GPTConfig.llama(**LLAMA, norm_placement="sandwich")), r"LlamaForCausalLM: norm_placement='sandwich'"),
+    (GPT(GPTConfig.llama(**LLAMA, norm="rmsnorm_plus_one", norm_placement="sandwich")),
+     r"Gemma2ForCausalLM: scale_embedding=None cannot be exported"),
+    (GPT(GPTConfig.llama(**LLAMA, norm="rmsnorm_plus_one", norm_placement="sandwich", scale_embedding=True,
+                         attention_scale=0.3)), r"attention_scale=0.3 cannot be exported: Gemma 2 needs 1/scale²"),
 ])
 def test_zoo_switches_no_hf_class_expresses(model, match):
     _refused(match, to_hf, model)

@@ -1,5 +1,5 @@
-"""Hugging Face interop: BERT, GPT-2, GPT-NeoX, LLaMA, Mistral, Mixtral, Qwen3 and T5 weights in and
-out of zoo models.
+"""Hugging Face interop: BERT, GPT-2, GPT-NeoX, LLaMA, Mistral, Mixtral, Qwen3, Gemma 2 and T5 weights
+in and out of zoo models.
 
     from_hf(model_or_path)            transformers model or save_pretrained directory -> zoo model
     to_hf(zoo_model)                  zoo model -> transformers model with the same weights
@@ -18,6 +18,7 @@ blocks against an independent implementation.
 | `Qwen3ForCausalLM`           | `qwen3.py` | `llama` + `qk_norm="rmsnorm"` (+ per-layer windows)       |
 | `MixtralForCausalLM`         | `mixtral.py` | `llama` + `num_experts`, `experts_per_token` (+ window) |
 | `MistralForCausalLM`         | `mistral.py` | `llama` + `sliding_window`                              |
+| `Gemma2ForCausalLM`          | `gemma2.py` | `llama` + sandwich `rmsnorm_plus_one`, softcaps, windows |
 | `T5ForConditionalGeneration` | `t5.py`    | `t5`: relative bias, RMSNorm, `attention_scale=1.0`       |
 
 Adding an architecture: write ``zoo/hf/<model_type>.py`` ending in ``ARCHITECTURE = Architecture(...)``
@@ -39,7 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.hf import bert, gpt2, gpt_neox, llama, mistral, mixtral, qwen3, t5
+from zoo.hf import bert, gemma2, gpt2, gpt_neox, llama, mistral, mixtral, qwen3, t5
 from zoo.hf._common import Architecture, refuse
 from zoo.hf._files import load_hf_config, load_weights, read_config_json
 from zoo.hf._state import export_state, fill_tied, import_state, normalise_names
@@ -52,6 +53,7 @@ __all__ = ["from_hf", "to_hf", "save_pretrained", "SUPPORTED_CLASSES", "ARCHITEC
 # config.json's model_type -> its architecture module's ARCHITECTURE.
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": bert.ARCHITECTURE,
+    "gemma2": gemma2.ARCHITECTURE,
     "gpt2": gpt2.ARCHITECTURE,
     "gpt_neox": gpt_neox.ARCHITECTURE,
     "llama": llama.ARCHITECTURE,
@@ -127,9 +129,9 @@ def from_hf(model_or_path: Any) -> ZooModel:
     Args:
         model_or_path: An instance of one of ``SUPPORTED_CLASSES`` (``BertForMaskedLM``,
             ``GPT2LMHeadModel``, ``GPTNeoXForCausalLM``, ``LlamaForCausalLM``, ``MistralForCausalLM``,
-            ``MixtralForCausalLM``, ``Qwen3ForCausalLM``, ``T5ForConditionalGeneration``), or a local
-            directory written by ``save_pretrained`` (``config.json`` plus safetensors or ``.bin``
-            weights). Nothing is downloaded.
+            ``MixtralForCausalLM``, ``Qwen3ForCausalLM``, ``Gemma2ForCausalLM``,
+            ``T5ForConditionalGeneration``), or a local directory written by ``save_pretrained``
+            (``config.json`` plus safetensors or ``.bin`` weights). Nothing is downloaded.
 
     Returns:
         ``zoo.models.BERT``, ``GPT`` (the causal LMs) or ``T5`` with its config derived from the HF
@@ -169,7 +171,8 @@ def to_hf(model: ZooModel) -> Any:
     The class follows the zoo family and config: ``BERT`` -> ``BertForMaskedLM``; ``GPT`` with learned
     positions -> ``GPT2LMHeadModel``, with rotary positions -> ``LlamaForCausalLM``, or the class of
     its switch: LayerNorm -> ``GPTNeoXForCausalLM``, ``qk_norm`` -> ``Qwen3ForCausalLM``,
-    ``num_experts`` -> ``MixtralForCausalLM``, ``sliding_window`` -> ``MistralForCausalLM``; ``T5`` ->
+    ``num_experts`` -> ``MixtralForCausalLM``, ``sliding_window`` -> ``MistralForCausalLM``,
+    ``norm="rmsnorm_plus_one"`` -> ``Gemma2ForCausalLM``; ``T5`` ->
     ``T5ForConditionalGeneration``. The result has the zoo model's dtype, device and train/eval mode.
 
     Raises:
@@ -179,7 +182,7 @@ def to_hf(model: ZooModel) -> Any:
 
     arch = export_architecture(model)
     config = model.config
-    if config.resolved_scale_embedding:
+    if config.resolved_scale_embedding and not arch.scales_embedding:
         raise refuse(f"zoo {type(model).__name__} -> {arch.hf_class}", "scale_embedding", True,
                      "cannot be exported: its token embeddings are not scaled by sqrt(embed_dim)")
     hf = getattr(transformers, arch.hf_class)(arch.hf_config(config))

@@ -216,6 +216,8 @@ class Architecture:
             experts, GPT-NeoX's per-head interleaved QKV) rewritten into the names and layout the
             table uses. None = the state as it is.
         fuse: The inverse of ``unfuse`` on export, after the weight table.
+        scales_embedding: The class multiplies token embeddings by sqrt(hidden_size) (Gemma), so it
+            takes zoo configs with ``scale_embedding``; other classes refuse them.
     """
 
     hf_class: str
@@ -231,6 +233,7 @@ class Architecture:
     export_when: Mapping[str, Any] = field(default_factory=dict)
     unfuse: Callable[[Any, dict[str, Tensor]], dict[str, Tensor]] | None = None
     fuse: Callable[[Any, dict[str, Tensor]], dict[str, Tensor]] | None = None
+    scales_embedding: bool = False
 
     def takes(self, config: TransformerConfig) -> bool:
         """Whether a zoo config of the family meets ``export_when``."""

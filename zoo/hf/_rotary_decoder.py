@@ -1,6 +1,6 @@
-"""What the LLaMA-like decoders (Mistral, Qwen3, Mixtral) share with LLaMA: pre-norm RMSNorm, a
+"""What the LLaMA-like decoders (Mistral, Qwen3, Mixtral, Gemma 2) share with LLaMA: RMSNorm, a
 gated MLP, unscaled RoPE, grouped-query attention and the ``model.layers.*`` tensor names. Each
-architecture module adds its own switch (sliding window, QK-norm, experts) on top of these."""
+architecture module adds its own switches (sliding window, QK-norm, experts, Gemma's norms) on top."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ from zoo.models import GPTConfig
 HF_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu", "geglu_tanh": "gelu_pytorch_tanh"}
 
 
-def zoo_fields(hf: Any, state: Mapping[str, Tensor], what: str, bias: bool = False) -> dict[str, Any]:
-    """Zoo ``GPTConfig`` fields of a LLaMA-like transformers config (no biases unless ``bias``)."""
+def zoo_fields(hf: Any, state: Mapping[str, Tensor], what: str, bias: bool = False,
+               act_field: str = "hidden_act") -> dict[str, Any]:
+    """Zoo ``GPTConfig`` fields of a LLaMA-like transformers config (no biases unless ``bias``;
+    the activation named by ``act_field``)."""
     check_common(what, hf)
     head_dim = getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads
     kv_heads = hf.num_key_value_heads or hf.num_attention_heads
@@ -41,19 +43,22 @@ def zoo_fields(hf: Any, state: Mapping[str, Tensor], what: str, bias: bool = Fal
         num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
         num_kv_heads=None if kv_heads == hf.num_attention_heads else kv_heads,
         head_dim=None if head_dim * hf.num_attention_heads == hf.hidden_size else head_dim,
-        ffn_dim=hf.intermediate_size, activation=activation(what, "hidden_act", hf.hidden_act, GATED_ACTIVATIONS),
+        ffn_dim=hf.intermediate_size, activation=activation(what, act_field, getattr(hf, act_field), GATED_ACTIVATIONS),
         norm="rmsnorm", norm_placement="pre", norm_eps=hf.rms_norm_eps, position="rotary",
         dropout=float(getattr(hf, "attention_dropout", 0.0) or 0.0), bias=bias, tie_embeddings=tied,
         rope_base=rope_theta(hf, what), init_std=hf.initializer_range, **special_ids(hf),
     )
 
 
-def hf_fields(c: GPTConfig, what: str, switches: tuple[str, ...]) -> dict[str, Any]:
-    """Keyword arguments every LLaMA-like transformers config takes, after refusing what none of
-    them can express; ``switches`` are the modern switches (``SWITCHES_OFF``) this class has."""
-    require(what, c, "norm", ("rmsnorm",), "it uses RMSNorm")
-    require(what, c, "norm_placement", ("pre",), "it is pre-norm")
-    require(what, c, "attention_scale", (None,), "it scales scores by 1/sqrt(head_dim)")
+def hf_fields(c: GPTConfig, what: str, switches: tuple[str, ...], norm: str = "rmsnorm",
+              norm_placement: str = "pre", any_scale: bool = False) -> dict[str, Any]:
+    """Keyword arguments every LLaMA-like transformers config takes, after refusing what the class
+    cannot express: ``switches`` are the modern switches (``SWITCHES_OFF``) it has, ``norm`` and
+    ``norm_placement`` its own, ``any_scale`` whether it takes an attention scale (Gemma 2)."""
+    require(what, c, "norm", (norm,), f"it uses {norm}")
+    require(what, c, "norm_placement", (norm_placement,), f"its norm placement is {norm_placement}")
+    if not any_scale:
+        require(what, c, "attention_scale", (None,), "it scales scores by 1/sqrt(head_dim)")
     require(what, c, "activation", tuple(HF_ACTIVATIONS), "it has a gated MLP")
     require(what, c, "bias", (False,), "it has no biases")
     check_heads(what, c, gqa=True)

@@ -65,7 +65,8 @@ FAMILIES: dict[str, Family] = {
     # Export ties between equally specific classes go to the first: Qwen3 and Mixtral before Mistral,
     # since they also take a sliding window.
     "llama": Family("llama", GPT, GPTConfig, "decoder", "zoo.tasks.CausalLM",
-                    ("LlamaForCausalLM", "Qwen3ForCausalLM", "MixtralForCausalLM", "MistralForCausalLM"),
+                    ("LlamaForCausalLM", "Qwen3ForCausalLM", "MixtralForCausalLM", "MistralForCausalLM",
+                     "Gemma2ForCausalLM"),
                     preset=_llama_preset()),
     "t5": Family("t5", T5, T5Config, "encoder-decoder", "zoo.tasks.Seq2SeqLM", ("T5ForConditionalGeneration",)),
 }
