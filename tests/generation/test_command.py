@@ -110,5 +110,6 @@ def test_a_tokenizer_that_does_not_match_the_checkpoint_is_refused(checkpoints, 
     with pytest.raises(SystemExit) as exit_info:
         zoo_main()
     message = str(exit_info.value)
-    assert message.startswith("zoo: error: tokenizer") and "does not match the checkpoint" in message
+    assert message.startswith(f"zoo: error: zoo generate: {checkpoints['gpt']}: trained with another tokenizer")
+    assert f"pass --tokenizer with the tokenizer the model was trained with (tried {other})" in message
     assert "\n" not in message

@@ -78,7 +78,7 @@ def test_convert_refuses_to_overwrite_and_bad_sources(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing"):
         convert([str(tmp_path / "missing"), str(tmp_path / "out")])
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="is not a zoo checkpoint"):
+    with pytest.raises(ValueError, match=r"^zoo convert: .*junk.ckpt: not a checkpoint: not the zip archive"):
         convert([str(tmp_path / "junk.ckpt"), str(tmp_path / "out")])
 
 

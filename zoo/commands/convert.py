@@ -21,10 +21,10 @@ from pathlib import Path
 import lightning
 import torch
 
-from zoo.models import BERT, GPT, T5
-from zoo.tasks import CausalLM, LanguageModelTask, MaskedLM, Seq2SeqLM, load_task
+from zoo.models.registry import family_of
+from zoo.tasks import LanguageModelTask, load_task
 
-TASKS: dict[type, type[LanguageModelTask]] = {BERT: MaskedLM, GPT: CausalLM, T5: Seq2SeqLM}
+WHAT = "zoo convert:"  # how messages name the source checkpoint
 
 
 def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
@@ -32,7 +32,7 @@ def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
     from zoo.hf import from_hf
 
     model = from_hf(source)
-    task = TASKS[type(model)](model.config)
+    task = family_of(model).task_class(model.config)
     task.model.load_state_dict(model.state_dict())
     checkpoint = {
         # What Lightning's own checkpoints hold, so load_from_checkpoint and load_task both open it.
@@ -55,15 +55,14 @@ def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
 
 
 def checkpoint_to_hf(source: str, dest: str) -> None:
-    """Write the Hugging Face directory of the zoo checkpoint ``source`` to ``dest``."""
+    """Write the Hugging Face directory of the zoo checkpoint ``source`` to ``dest``.
+
+    Raises:
+        CheckpointError: ``source`` is not a zoo checkpoint (one line naming the fault, see ``zoo.checkpoints``).
+    """
     from zoo.hf import save_pretrained
 
-    try:
-        task = load_task(source)
-    except (ValueError, FileNotFoundError):
-        raise
-    except Exception as error:  # torch.load's unpickling errors run over many lines
-        raise ValueError(f"zoo convert: {source} is not a zoo checkpoint ({type(error).__name__})") from error
+    task = load_task(source, what=WHAT)
     from zoo.adapters import merge_adapters
     from zoo.tasks.classification import SequenceClassifier
     from zoo.tasks.finetune import pretrained_tokenizer

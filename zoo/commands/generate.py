@@ -9,8 +9,9 @@
 An instruction-tuned checkpoint (``zoo.data.InstructionDataModule``) is prompted in its trained
 format: a decoder reads ``prompt [SEP]`` and writes the response; T5 reads ``prompt </s>`` as always.
 
-The tokenizer is the one recorded in the checkpoint (``--tokenizer`` overrides it); one whose
-fingerprint or vocabulary differs from the checkpoint's is refused. Each completion prints on one
+The checkpoint opens through ``zoo.checkpoints.load_checkpoint`` (one line for a file that is not a
+zoo checkpoint). The tokenizer is the one recorded in the checkpoint (``--tokenizer`` overrides it);
+one whose fingerprint or vocabulary differs from the checkpoint's is refused. Each completion prints on one
 line, with backslashes, newlines, carriage returns and tabs escaped as ``\\\\``, ``\\n``, ``\\r``,
 ``\\t``; ``--jsonl`` prints the exact text as JSON lines instead. Fill-mask prints one line per
 ``[MASK]``: the ``--top-k`` candidates with their probabilities.
@@ -21,19 +22,20 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zoo.checkpoints import CheckpointError, check_tokenizer, data_record, load_checkpoint
 from zoo.data.tokenizers import BOS, CLS, EOS, MASK, PAD, SEP, Tokenizer, load_tokenizer
 from zoo.generation import fill_mask, generate
 from zoo.models import BERT, GPT, T5
 
 MASK_MARKER = MASK
 SENTINEL_MARKER = re.compile(r"<extra_id_(\d+)>")
-DATA_STATE_KEY = "TextDataModule"  # where TextDataModule.state_dict() lands in a Lightning checkpoint
+WHAT = "zoo generate:"  # how messages name the checkpoint argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,32 +81,27 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
     return prompts
 
 
-def load_matching_tokenizer(checkpoint_path: str, tokenizer_path: str | None, vocab_size: int) -> Tokenizer:
-    """The tokenizer to use, checked against what the checkpoint recorded at training time.
+def load_matching_tokenizer(
+    checkpoint: Mapping[str, Any], checkpoint_path: str, tokenizer_path: str | None
+) -> Tokenizer:
+    """The tokenizer to use, checked against what the checkpoint (as ``load_checkpoint`` returned it)
+    recorded at training time.
 
     Raises:
-        ValueError: No tokenizer recorded and none given, or one that differs from the checkpoint's.
+        CheckpointError: No tokenizer recorded and none given, or one that differs from the checkpoint's.
         FileNotFoundError: The tokenizer file is missing.
     """
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
-    recorded = checkpoint.get(DATA_STATE_KEY) or {}
+    recorded = data_record(checkpoint)
     path = tokenizer_path or recorded.get("tokenizer_file")
     if path is None:
-        raise ValueError(f"{checkpoint_path} records no tokenizer file; pass --tokenizer PATH")
+        raise CheckpointError("records no tokenizer file; pass --tokenizer PATH", checkpoint_path, WHAT)
     if not Path(path).expanduser().is_file():
         where = "" if tokenizer_path else " (recorded in the checkpoint; pass --tokenizer PATH if it moved)"
         raise FileNotFoundError(f"tokenizer file {path!r} does not exist{where}")
     tokenizer = load_tokenizer(path)
-    expected_fingerprint = recorded.get("tokenizer_fingerprint")
-    expected_vocab = recorded.get("vocab_size", vocab_size)
-    if (expected_fingerprint is not None and tokenizer.fingerprint != expected_fingerprint) or \
-            tokenizer.vocab_size != expected_vocab or tokenizer.vocab_size != vocab_size:
-        raise ValueError(
-            f"tokenizer {path} (fingerprint {tokenizer.fingerprint}, vocab_size {tokenizer.vocab_size}) does not "
-            f"match the checkpoint's (fingerprint {expected_fingerprint}, vocab_size {vocab_size}); pass "
-            f"--tokenizer with the tokenizer the model was trained with"
-            + (f" ({recorded['tokenizer_file']})" if recorded.get("tokenizer_file") else "")
-        )
+    fix = "pass --tokenizer with the tokenizer the model was trained with"
+    check_tokenizer(checkpoint, fingerprint=tokenizer.fingerprint, vocab_size=tokenizer.vocab_size,
+                    path=checkpoint_path, what=WHAT, fix=f"{fix} (tried {path})")
     return tokenizer
 
 
@@ -239,10 +236,10 @@ def fill_masks(model: BERT, tokenizer: Tokenizer, prompts: list[str], args: argp
                 print("  ".join(f"{json.dumps(c['token'])} {c['probability']:.4f}" for c in candidates))
 
 
-def trained_format(checkpoint_path: str) -> dict[str, Any]:
-    """What the checkpoint's fine-tuning data module recorded about the trained format (``kind``:
-    ``instruction`` or ``classification``); empty for pretraining checkpoints."""
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True, mmap=True)
+def trained_format(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """What the checkpoint's (as ``load_checkpoint`` returned it) fine-tuning data module recorded
+    about the trained format (``kind``: ``instruction`` or ``classification``); empty for
+    pretraining checkpoints."""
     for entry in checkpoint.values():
         if isinstance(entry, dict) and "kind" in entry and "tokenizer_file" in entry:
             return entry
@@ -258,14 +255,13 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
-    if not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint {args.checkpoint!r} does not exist")
     prompts = read_prompts(args)
-    from zoo.tasks import load_task  # Lightning is imported only once the arguments are fine
+    checkpoint = load_checkpoint(args.checkpoint, what=WHAT)  # imports Lightning: the arguments are fine
+    tokenizer = load_matching_tokenizer(checkpoint, args.checkpoint, args.tokenizer)
+    from zoo.tasks.base import task_from_checkpoint
 
-    model = load_task(args.checkpoint).model.to(args.device).eval()
-    tokenizer = load_matching_tokenizer(args.checkpoint, args.tokenizer, model.config.vocab_size)
-    trained = trained_format(args.checkpoint)
+    model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(args.device).eval()
+    trained = trained_format(checkpoint)
     if trained.get("kind") == "classification":
         raise ValueError(f"{args.checkpoint} holds a classifier, which labels text rather than writing it; "
                          f"`zoo predict --ckpt_path {args.checkpoint} --config ...` writes its predictions")

@@ -19,13 +19,13 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
+from zoo.checkpoints import TASK_KEY, CheckpointError, check_tokenizer, load_checkpoint, task_class
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
-from zoo.models.registry import Family
+from zoo.models.registry import Family, family_of
 
 IGNORE_INDEX = -100  # label value the loss and metrics skip (PyTorch's and Hugging Face's convention)
 Stage = Literal["train", "val", "test"]
-TASK_KEY = "zoo_task"  # checkpoint entry naming the task class, read by `load_task`
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
@@ -139,19 +139,17 @@ class LanguageModelTask(L.LightningModule):
     def _load_pretrained(self, path: str) -> None:
         """Copy the weights of ``path`` into ``self.model``, refusing in one line a different family or
         architecture (before PyTorch's multi-line size-mismatch error)."""
-        config, state = pretrained_weights(path)
-        if type(config) is not self.config_class:
-            raise ValueError(
-                f"pretrained={path} holds a {type(config).__name__} model; {type(self).__name__} needs a "
-                f"{self.config_class.__name__}"
-            )
+        config, state = pretrained_weights(path, family=family_of(self.config_class))
+        if type(config) is not self.config_class:  # a Hugging Face directory of another family
+            raise CheckpointError(f"holds a {type(config).__name__} model; {type(self).__name__} needs a "
+                                  f"{self.config_class.__name__}", path, "pretrained")
         theirs, mine = config.architecture(), self.config.architecture()
         differing = [k for k in mine if theirs.get(k) != mine[k]]
         if differing:
             details = ", ".join(f"{k}: pretrained {theirs.get(k)!r} vs config {mine[k]!r}" for k in differing)
             hint = " (the data's tokenizer must be the one the weights were trained with)" \
                 if "vocab_size" in differing else ""
-            raise ValueError(f"pretrained={path} does not match the model config: {details}{hint}")
+            raise CheckpointError(f"does not match the model config: {details}{hint}", path, "pretrained")
         self.model.load_state_dict(state)
 
     def _make_metrics(self) -> nn.ModuleDict:
@@ -233,52 +231,116 @@ class LanguageModelTask(L.LightningModule):
         checkpoint[TASK_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse, with one line, a checkpoint whose architecture does not match this model —
-        before PyTorch's multi-line size-mismatch error."""
+        """Refuse, with one line naming the file, a checkpoint trained with another tokenizer than the
+        data's, or whose architecture does not match this model — before any step, and before
+        PyTorch's multi-line size-mismatch error."""
+        path = self._trainer.ckpt_path if self._trainer is not None else None
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        fingerprint = getattr(datamodule, "tokenizer_fingerprint", None)
+        if fingerprint is not None:
+            check_tokenizer(checkpoint, fingerprint=fingerprint, vocab_size=datamodule.vocab_size, path=path,
+                            what="ckpt_path", fix="pass its tokenizer with --data.init_args.tokenizer_path")
         saved = checkpoint.get("hyper_parameters", {}).get("config")
-        if not saved:
-            return
-        mine = self.config.to_dict()
-        runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
-        differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in runtime_only]
-        if differing:
-            details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)
-            hint = " (the data's tokenizer differs from the one the checkpoint was trained with; "\
-                   "pass its tokenizer with --data.init_args.tokenizer_path)" if "vocab_size" in differing else ""
-            raise ValueError(f"checkpoint does not match the model: {details}{hint}")
+        if saved:
+            _refuse_other_architecture(saved, self.config.to_dict(), path, "ckpt_path")
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> LanguageModelTask:
+        """Lightning's ``load_from_checkpoint`` (same arguments; keyword arguments override saved
+        hyper-parameters), with the zoo loader's checks first: a file that is not a checkpoint, needs
+        unsafe unpickling, is not a zoo checkpoint or holds another family or task fails with one
+        ``CheckpointError`` line naming it. ``weights_only=True`` always."""
+        what = f"{cls.__name__}.load_from_checkpoint"
+        needed = None if cls is LanguageModelTask else cls
+        checkpoint = load_checkpoint(checkpoint_path, what=what, task=needed)
+        target = cls if needed is not None else task_class(checkpoint)
+        given = kwargs.get("config")
+        if isinstance(given, (Mapping, TransformerConfig)):
+            # Lightning writes given hyper-parameters over the saved ones before on_load_checkpoint sees them.
+            mine = given.to_dict() if isinstance(given, TransformerConfig) else \
+                target.config_class.from_dict(dict(given)).to_dict()
+            _refuse_other_architecture(checkpoint["hyper_parameters"]["config"], mine, checkpoint_path, what)
+        kwargs["weights_only"] = True
+        try:
+            return super(LanguageModelTask, target).load_from_checkpoint(
+                checkpoint_path, map_location, hparams_file, strict, **kwargs)
+        except CheckpointError as error:  # raised by on_load_checkpoint, which does not know the file
+            raise error.at(checkpoint_path, what) from None
+        except RuntimeError as error:  # PyTorch's multi-line load_state_dict errors
+            raise CheckpointError(_state_dict_fault(error), checkpoint_path, what) from None
 
 
-def pretrained_weights(path: str) -> tuple[TransformerConfig, dict[str, Tensor]]:
-    """The model config and state dict held by a zoo checkpoint or a Hugging Face model directory."""
+def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:
+    """One line naming every config field in which a checkpoint (``saved``) and the model differ."""
+    runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
+    differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in runtime_only]
+    if differing:
+        details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)
+        hint = " (the data's tokenizer differs from the one the checkpoint was trained with; "\
+               "pass its tokenizer with --data.init_args.tokenizer_path)" if "vocab_size" in differing else ""
+        raise CheckpointError(f"does not match the model: {details}{hint}", path, what)
+
+
+def _state_dict_fault(error: RuntimeError) -> str:
+    """PyTorch's load_state_dict error (a header, then one line per tensor) as one line."""
+    problems = [line.strip() for line in str(error).splitlines()[1:] if line.strip()]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"its weights do not fit the model: {problems[0] if problems else _first(str(error))}{more}"
+
+
+def _first(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def pretrained_weights(
+    path: str, *, family: Family | None = None
+) -> tuple[TransformerConfig, dict[str, Tensor]]:
+    """The model config and state dict held by a zoo checkpoint or a Hugging Face model directory.
+
+    Raises:
+        CheckpointError: ``path`` is not a zoo checkpoint, or holds another ``family``'s model.
+    """
     if Path(path).is_dir():
         from zoo.hf import from_hf  # transformers is needed only here
 
         model = from_hf(path)
         return model.config, model.state_dict()
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"pretrained={path}: no such file or directory")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    task_cls = _task_class(checkpoint, path)
-    config = task_cls.config_class.from_dict(dict(checkpoint["hyper_parameters"]["config"]))
+    checkpoint = load_checkpoint(path, what="pretrained", family=family)
+    config = task_class(checkpoint).config_class.from_dict(dict(checkpoint["hyper_parameters"]["config"]))
     prefix = "model."
     state = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     return config, state
 
 
-def _task_class(checkpoint: Mapping[str, Any], path: str) -> type[LanguageModelTask]:
-    import importlib
+def task_from_checkpoint(checkpoint: Mapping[str, Any], path: str, *, what: str = "checkpoint") -> LanguageModelTask:
+    """The task of a checkpoint that ``zoo.checkpoints.load_checkpoint`` returned, weights loaded.
 
-    class_path = checkpoint.get(TASK_KEY)
-    if not isinstance(class_path, str) or not class_path.startswith("zoo."):
-        raise ValueError(f"{path} is not a zoo checkpoint (no '{TASK_KEY}' entry naming a zoo task)")
-    module_name, class_name = class_path.rsplit(".", 1)
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def load_task(checkpoint_path: str, map_location: str | torch.device | None = "cpu") -> LanguageModelTask:
-    """Load any zoo task from a checkpoint, whichever family it holds (``model.eval()`` is up to you)."""
-    checkpoint = torch.load(checkpoint_path, map_location=map_location, weights_only=True)
-    task_cls = _task_class(checkpoint, checkpoint_path)
-    task = task_cls(**checkpoint["hyper_parameters"])
-    task.load_state_dict(checkpoint["state_dict"])
+    Raises:
+        CheckpointError: Its weights do not fit its own config (a damaged or hand-edited file).
+    """
+    task = task_class(checkpoint)(**checkpoint["hyper_parameters"])
+    try:
+        task.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:  # PyTorch lists every mismatching tensor over many lines
+        raise CheckpointError(_state_dict_fault(error), path, what) from None
     return task
+
+
+def load_task(
+    checkpoint_path: str, map_location: str | torch.device | None = "cpu", *, what: str = "checkpoint"
+) -> LanguageModelTask:
+    """Load any zoo task from a checkpoint, whichever family it holds (``model.eval()`` is up to you).
+
+    Raises:
+        CheckpointError: One line naming the file and the fault (see ``zoo.checkpoints``); ``what``
+            names the argument that gave the file.
+    """
+    checkpoint = load_checkpoint(checkpoint_path, what=what, map_location=map_location)
+    return task_from_checkpoint(checkpoint, checkpoint_path, what=what)
