@@ -8,17 +8,24 @@ argument links, so they are never typed twice.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import difflib
 import importlib
 import importlib.util
+import inspect
 import os
+import re
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
-import torch
+import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import LearningRateMonitor
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from zoo.callbacks import (
     BestCheckpoint,
@@ -29,8 +36,8 @@ from zoo.callbacks import (
     StepSeeds,
     check_writable,
 )
+from zoo.checkpoints import load_checkpoint, task_class
 from zoo.tasks import LanguageModelTask
-from zoo.tasks.base import TASK_KEY
 
 # (data module attribute, model config field) pairs linked at instantiation time.
 DATA_TO_MODEL_LINKS = (
@@ -39,6 +46,7 @@ DATA_TO_MODEL_LINKS = (
     ("bos_id", "bos_token_id"),
     ("eos_id", "eos_token_id"),
 )
+_LINKED_FIELDS = {field for _, field in DATA_TO_MODEL_LINKS}
 
 
 def default_loggers(save_dir: str = "runs") -> list[dict]:
@@ -52,6 +60,16 @@ def default_loggers(save_dir: str = "runs") -> list[dict]:
              "init_args": {"save_dir": save_dir, "name": "tensorboard"}},
         )
     return loggers
+
+
+class ZooArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser without abbreviated options: argparse's prefix matching silently read
+    ``--model.init_args.config.num_layer 2`` as ``num_layers`` (jsonargparse 5 drops it too). The
+    nested parsers jsonargparse builds for each class take this class, so the rule holds at every depth."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 class ZooCLI(LightningCLI):
@@ -99,7 +117,6 @@ class ZooCLI(LightningCLI):
         if not trainer.loggers:
             check_writable(trainer.default_root_dir, "directory --trainer.default_root_dir")
 
-
     def before_instantiate_classes(self) -> None:
         """With ``--model.init_args.pretrained``, the data reads the tokenizer the weights were
         trained with, unless ``--data.init_args.tokenizer_path`` names one."""
@@ -108,19 +125,34 @@ class ZooCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         use_pretrained_tokenizer(self.config[subcommand] if subcommand else self.config)
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        if self.parser_class is LightningArgumentParser:
+            self.parser_class = ZooArgumentParser
+        return super().init_parser(**kwargs)
+
     def _parse_ckpt_path(self) -> None:
-        """With ``--ckpt_path``, take the model (task class and architecture) from the checkpoint, so
-        ``zoo validate --ckpt_path X --config same.yaml`` and ``zoo fit --ckpt_path last`` rebuild what
-        was trained. Lightning's own version cannot rebuild a nested config dataclass."""
+        """With ``--ckpt_path FILE``, open it through the zoo's loader — one line naming the file when it
+        is not a checkpoint, needs unsafe unpickling, is not a zoo checkpoint, or holds another family
+        or task than the config's model, before anything is built — and take the model (task class and
+        architecture) from it, so ``zoo validate --ckpt_path X --config same.yaml`` rebuilds what was
+        trained (Lightning's own version cannot rebuild a nested config dataclass). Lightning's
+        keywords (``last``, ``best``, ``hpc``, ``registry``) and URLs are Lightning's to resolve;
+        every load is ``weights_only=True``."""
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        if not ckpt_path:
             return
-        checkpoint = torch.load(ckpt_path, weights_only=True, map_location="cpu")
-        task, hparams = checkpoint.get(TASK_KEY), checkpoint.get("hyper_parameters")
-        if not task or not hparams:
-            raise ValueError(f"--ckpt_path {ckpt_path} is not a zoo checkpoint (no '{TASK_KEY}' entry)")
-        model = {"class_path": task, "init_args": hparams}
+        if "weights_only" in self.config[subcommand]:
+            self.config[subcommand]["weights_only"] = True
+        name = str(ckpt_path)
+        if name in ("last", "best", "hpc") or name.startswith("registry") or "://" in name:
+            return
+        model = self.config[subcommand].get("model")
+        wanted = _import_class(model.class_path) if model is not None and model.get("class_path") else None
+        checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path", task=wanted)
+        saved = task_class(checkpoint)
+        cls = wanted if wanted is not None and issubclass(wanted, saved) else saved  # the more specific one
+        model = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": checkpoint["hyper_parameters"]}
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
 
@@ -159,9 +191,11 @@ def main() -> None:
         print(f"zoo commands: fit, validate, test, predict (LightningCLI, below); {', '.join(EXTRA_COMMANDS)} "
               "(zoo COMMAND --help)\n")
     try:
+        _check_negative_values(sys.argv[1:])
         if len(sys.argv) > 1 and sys.argv[1] in EXTRA_COMMANDS:
             command = importlib.import_module(EXTRA_COMMANDS[sys.argv[1]])
             sys.exit(command.main(sys.argv[2:]))
+        _check_config_files(sys.argv[1:])
         run()
     except (ValueError, FileNotFoundError, TypeError, ConnectionError, ArgumentError) as error:
         if os.environ.get("ZOO_DEBUG"):
@@ -172,10 +206,17 @@ def main() -> None:
 def one_line(error: BaseException) -> str:
     """The root cause of ``error`` in one line. jsonargparse wraps a config's own ValueError in
     "Does not validate against any of the Union subtypes"; the useful part is the innermost cause,
-    or the 'Parser key "x": Expected ...' pair of a type error."""
+    an unknown option with the valid ones, a YAML syntax error with its line, or the
+    'Parser key "x": Expected ...' pair of a type error."""
     chain = [error]
     while chain[-1].__cause__ is not None:
         chain.append(chain[-1].__cause__)
+    for link in chain:
+        if isinstance(link, yaml.MarkedYAMLError):
+            return yaml_error(link)
+    unknown = _unknown_option(chain)
+    if unknown:
+        return unknown
     for link in reversed(chain):  # the innermost, most specific key first
         lines = [line.strip(" -") for line in str(link).splitlines() if line.strip(" -")]
         for i, line in reversed(list(enumerate(lines))):
@@ -183,6 +224,123 @@ def one_line(error: BaseException) -> str:
                 return f"{line.removeprefix('Parser key ').rstrip(':')}: {lines[i + 1]}"
     lines = [line for line in str(chain[-1]).splitlines() if line.strip()]
     return lines[0].strip() if lines else type(chain[-1]).__name__
+
+
+def yaml_error(error: yaml.MarkedYAMLError, path: str | None = None) -> str:
+    """``error`` in one line: where (file, line, column) and what."""
+    mark = error.problem_mark or error.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown line"
+    context = ""
+    if error.context:
+        at = f" at line {error.context_mark.line + 1}" if error.context_mark else ""
+        context = f" ({error.context}{at})"
+    problem = error.problem or error.context or "invalid YAML"
+    return f"{path + ' ' if path else ''}{where}: YAML syntax error: {problem}{context}"
+
+
+def _check_config_files(argv: list[str]) -> None:
+    """Name the file and line of a YAML syntax error in a ``--config`` file: jsonargparse reads the
+    text first and reports it as in "<unicode string>"."""
+    for i, arg in enumerate(argv):
+        if arg in ("--config", "-c") and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        else:
+            continue
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # missing or unreadable: jsonargparse says so
+        try:
+            yaml.safe_load(text)
+        except yaml.MarkedYAMLError as error:
+            raise ValueError(yaml_error(error, path)) from None
+
+
+def _check_negative_values(argv: list[str]) -> None:
+    """argparse reads a value such as ``-1e-3`` after a space as an option and then reports the
+    option before it as missing its argument; say how to write it instead."""
+    reads_as_number = getattr(argparse.ArgumentParser(), "_negative_number_matcher", re.compile(r"^-\d+$|^-\d*\.\d+$"))
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag.startswith("--") and "=" not in flag and _NEGATIVE.match(value) and not reads_as_number.match(value):
+            raise ValueError(f"{flag} {value}: a negative number after a space reads as an option; "
+                             f"write {flag}={value}")
+
+
+_NEGATIVE = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|nan)$", re.IGNORECASE)
+_CLASS_PATH = re.compile(r"Problem with given class_path '([\w.]+)'")
+_PARSER_KEY = re.compile(r'Parser key "([\w.]+)"')
+_UNKNOWN_OPTIONS = (
+    re.compile(r"unrecognized arguments: --([\w.]+)"),                           # command line
+    re.compile(r"Group '([\w.]+)' does not accept option '(\w+)'"),              # YAML, nested
+    re.compile(r"Option '([\w.]+)' is not accepted"),                            # either, top level
+)
+
+
+def _unknown_option(chain: list[BaseException]) -> str | None:
+    """'model.init_args.config.num_layer: GPTConfig has no field ...; valid fields: ...' for an
+    unknown option of a class given by ``class_path`` (task, its config dataclass, data module)."""
+    texts = [str(link) for link in chain]
+    class_path = next((m.group(1) for t in reversed(texts) if (m := _CLASS_PATH.search(t))), None)
+    option = None
+    for text in reversed(texts):
+        for pattern in _UNKNOWN_OPTIONS:
+            if found := pattern.search(text):
+                option = ".".join(found.groups())
+                break
+        if option:
+            break
+    if not class_path or not option:
+        return None
+    try:
+        target: Any = _import_class(class_path)
+        *groups, name = option.split(".")
+        for group in groups:
+            target = _accepted(target)[group]
+        valid = _accepted(target)
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+        return None
+    key = next((m.group(1) for t in texts if (m := _PARSER_KEY.search(t))), None)
+    full = f"{key}.init_args.{option}" if key else option
+    if isinstance(target, type) and issubclass(target, _config_base()):
+        valid = {k: v for k, v in valid.items() if k not in _LINKED_FIELDS}  # filled in from the data
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    kind = "field" if dataclasses.is_dataclass(target) else "argument"
+    return f"{full}: {target.__name__} has no {kind} {name!r}{hint}; valid {kind}s: {', '.join(valid)}"
+
+
+def _accepted(cls: type) -> dict[str, Any]:
+    """Name -> type of what ``cls`` takes: a dataclass's fields, or its ``__init__`` parameters
+    (following ``**kwargs`` to the base class, as jsonargparse does)."""
+    if dataclasses.is_dataclass(cls):
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints.get(f.name) for f in dataclasses.fields(cls)}
+    accepted: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        init = vars(klass)["__init__"]
+        hints = typing.get_type_hints(init)
+        params = list(inspect.signature(init).parameters.values())[1:]
+        for param in params:
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                accepted.setdefault(param.name, hints.get(param.name))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return accepted
+
+
+def _config_base() -> type:
+    from zoo.models.config import TransformerConfig
+
+    return TransformerConfig
+
+
+def _import_class(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 if __name__ == "__main__":
