@@ -153,6 +153,8 @@ class GracefulStop(Callback):
         if self.received is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.received = self.received or signum
+        if signum == signal.SIGINT:
+            rank_zero_info("Interrupted: stopping after the current step, with a checkpoint (Ctrl+C again: at once)")
         lightning_handler = self._previous.get(signal.SIGTERM)
         if callable(lightning_handler):
             lightning_handler(signal.SIGTERM, frame)

@@ -17,7 +17,7 @@ from zoo.cli import main, run
 from .conftest import EVERY, STEPS, assert_same_weights, callbacks, fit_args, start_zoo, wait_for_step, weights
 from .recorder import read_steps
 
-DELAY = 0.15  # seconds per step in the subprocesses, so a signal lands mid-run
+DELAY = 0.2  # seconds per step in the subprocesses, so a signal lands mid-run
 CHECKPOINTS = Path("runs/gpt_clm/checkpoints")  # configs/gpt_clm.yaml's, below each test's directory
 
 
@@ -47,7 +47,7 @@ def _resume_and_compare(workdir: Path, corpus: Path, reference) -> None:
 
 
 def test_kill_9_at_a_random_step_then_resume_is_exact(workdir, corpus, zoo_cache, reference):
-    kill_after = random.randint(EVERY + 1, STEPS - 3)  # after the first periodic checkpoint
+    kill_after = random.randint(EVERY + 1, STEPS - 5)  # after the first periodic checkpoint, well before the end
     process = start_zoo([*fit_args("clm", corpus), *callbacks(workdir, delay=DELAY)], cwd=workdir, zoo_cache=zoo_cache)
     wait_for_step(process, workdir / "steps.jsonl", kill_after)
     process.send_signal(signal.SIGKILL)
@@ -63,7 +63,7 @@ def test_kill_9_at_a_random_step_then_resume_is_exact(workdir, corpus, zoo_cache
 def test_signal_saves_the_current_step_exits_128_plus_signal_and_resumes_exactly(
     workdir, corpus, zoo_cache, reference, signum, status
 ):
-    signal_after = random.randint(2, STEPS - 4)
+    signal_after = random.randint(2, STEPS - 5)
     process = start_zoo([*fit_args("clm", corpus), *callbacks(workdir, delay=DELAY)], cwd=workdir, zoo_cache=zoo_cache)
     wait_for_step(process, workdir / "steps.jsonl", signal_after)
     process.send_signal(signum)
