@@ -105,9 +105,9 @@ def test_second_run_reuses_tokenizer_and_tokenized_cache(cache_dir: Path, monkey
     settings = {**FAST, "cache_dir": os.fspath(cache_dir)}
     first = TextDataModule(objective="span", **settings)
     first.prepare_data()
-    arrow = Path(first._tokenized("train").cache_files[0]["filename"])
-    assert cache_dir in arrow.parents
-    stamps = (arrow.stat().st_mtime_ns, first.tokenizer_file.stat().st_mtime_ns)
+    shard = first._tokenized("train").path
+    assert cache_dir in shard.parents
+    stamps = (shard.stat().st_mtime_ns, first.tokenizer_file.stat().st_mtime_ns)
 
     def no_training(*args, **kwargs):
         raise AssertionError("the cached tokenizer should have been used")
@@ -117,11 +117,16 @@ def test_second_run_reuses_tokenizer_and_tokenized_cache(cache_dir: Path, monkey
     second.prepare_data()
     second.setup("fit")
     assert second.tokenizer_fingerprint == first.tokenizer_fingerprint
-    assert Path(second._tokenized("train").cache_files[0]["filename"]) == arrow
-    assert (arrow.stat().st_mtime_ns, second.tokenizer_file.stat().st_mtime_ns) == stamps
-    # Other settings make another cache entry, next to the first.
-    other = TextDataModule(objective="span", **{**settings, "max_seq_len": 32})
-    assert Path(other._tokenized("train").cache_files[0]["filename"]) != arrow
+    assert second._tokenized("train").path == shard
+    assert (shard.stat().st_mtime_ns, second.tokenizer_file.stat().st_mtime_ns) == stamps
+    # Blocks are cut when read: another length or objective reads the same shard, differently.
+    other = TextDataModule(objective="clm", **{**settings, "max_seq_len": 32})
+    assert other._tokenized("train").path == shard
+    assert len(other._tokenized("train")) > len(first._tokenized("train"))
+    # Another split of the corpus makes another cache entry, next to the first.
+    monkeypatch.undo()
+    resplit = TextDataModule(objective="span", **{**settings, "seed": 7})
+    assert resplit._tokenized("train").path != shard and resplit._tokenized("train").path.parent.parent == shard.parent.parent
 
 
 def test_tokenizer_path_reuses_a_tokenizer(session_cache: Path) -> None:

@@ -16,13 +16,17 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 DataFormat = Literal["text", "json", "parquet"]
 DataFiles = str | list[str] | dict[str, str | list[str]]
+#: What one document of a .txt file is (the `datasets` text builder's names): a line, a
+#: paragraph (text between blank lines) or the whole file.
+SampleBy = Literal["line", "paragraph", "document"]
+SAMPLE_BY: tuple[str, ...] = ("line", "paragraph", "document")
 
 #: Splits a user may name in `data_files`; a missing validation split is cut from train.
 SPLITS: tuple[str, ...] = ("train", "validation")
@@ -99,16 +103,26 @@ def _normalise_data_files(data_files: DataFiles) -> dict[str, list[str]]:
 
 
 def _expand(path: str) -> list[str]:
-    """A path, or the sorted matches of a glob pattern; missing files fail here."""
+    """A path, the sorted matches of a glob pattern, or the files of a directory (recursively,
+    sorted, hidden ones skipped); missing files fail here."""
     if any(char in path for char in "*?[") and not os.path.exists(path):
         matches = sorted(glob.glob(os.path.expanduser(path), recursive=True))
+        matches = [match for match in matches if os.path.isfile(match)]
         if not matches:
             raise FileNotFoundError(f"data file pattern {path!r} matches no files")
         return matches
     expanded = os.path.expanduser(path)
+    if os.path.isdir(expanded):
+        found = []
+        for root, dirs, names in os.walk(expanded):
+            dirs[:] = [name for name in dirs if not name.startswith(".")]  # no .git, .cache, ...
+            found += [os.path.join(root, name) for name in names if not name.startswith(".")]
+        found.sort()
+        if not found:
+            raise FileNotFoundError(f"data directory {path!r} holds no files")
+        return found
     if not os.path.isfile(expanded):
-        what = "is a directory, not a file" if os.path.isdir(expanded) else "does not exist"
-        raise FileNotFoundError(f"data file {path!r} {what}")
+        raise FileNotFoundError(f"data file {path!r} does not exist")
     return [expanded]
 
 
@@ -234,17 +248,23 @@ def resolve_data_files(
     if data_format is None:
         formats = {path: _infer_format(path) for path in every}
         if len(set(formats.values())) > 1:
-            raise ValueError(
-                f"data_files mix formats {sorted(set(formats.values()))}; use one format or pass data_format"
-            )
+            examples = {fmt: path for path, fmt in formats.items()}
+            named = ", ".join(f"{fmt} ({examples[fmt]})" for fmt in sorted(examples))
+            raise ValueError(f"data_files mix formats {named}; use one format or pass data_format")
         data_format = formats[every[0]]
     for path in every:
+        if not os.access(path, os.R_OK):
+            raise PermissionError(f"data file {path!r} is not readable (permission denied); fix or leave it out")
         if os.path.getsize(path) == 0:
             raise ValueError(f"data file {path!r} is empty (0 bytes)")
         if data_format == "parquet":
             _check_parquet(path, text_field)
             continue
-        _check_utf8_text(path)  # JSON is UTF-8 by definition, so this serves both formats
+        try:
+            _check_utf8_text(path)  # JSON is UTF-8 by definition, so this serves both formats
+        except OSError as error:  # unreadable midway (I/O error, permissions root ignores in access)
+            reason = error.strerror or error
+            raise OSError(f"data file {path!r} cannot be read ({reason}); fix or leave it out") from None
         if data_format == "json":
             _check_json(path, text_field)
     return files, data_format
@@ -343,3 +363,92 @@ def load_texts(
         if not docs:
             raise ValueError(f"{origin} split {split!r} holds no non-empty {column!r} text")
     return texts
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming: documents one at a time, for corpora larger than memory
+
+
+def _clean(texts: Iterable[Any]) -> Iterator[str]:
+    # Blank lines of a text file and null JSON values are not documents.
+    return (text for text in texts if isinstance(text, str) and text.strip())
+
+
+def stream_splits(
+    data_files: dict[str, list[str]] | None,
+    data_format: DataFormat | None,
+    text_field: str = "text",
+    *,
+    sample_by: SampleBy = "line",
+    dataset_name: str | None = None,
+    streaming: bool = False,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Per split, a function that streams its documents with `datasets` (nothing listed in memory).
+
+    Local files are read with `datasets.load_dataset(..., streaming=True)`: text in chunks of 10 MB,
+    JSON and parquet a batch of records at a time. A hub dataset (`dataset_name`, also a local
+    directory of parquet files) streams when `streaming` is True, else goes through `datasets`'
+    Arrow cache first.
+
+    Args:
+        data_files: Checked files per split (`resolve_data_files`'s first output).
+        data_format: Their format (`resolve_data_files`'s second output).
+        text_field: Field / column with the text (JSON, parquet, hub datasets).
+        sample_by: For text files: one document per "line", "paragraph" or whole "document" (file).
+        dataset_name: A hub dataset name or local dataset directory instead of files.
+        streaming: Stream `dataset_name` instead of preparing it.
+        cache_dir: `datasets`' cache.
+
+    Returns:
+        `{split: () -> Iterator[str]}` for "train" and, when the data has it, "validation".
+
+    Raises:
+        ValueError: An unknown `sample_by`, no train split, or a missing text field.
+        ConnectionError: `dataset_name` cannot be reached.
+    """
+    import datasets
+
+    if sample_by not in SAMPLE_BY:
+        raise ValueError(f"sample_by must be one of {list(SAMPLE_BY)}, got {sample_by!r}")
+    cache = None if cache_dir is None else os.fspath(cache_dir)
+    if dataset_name is not None:
+        _check_hub_reachable(dataset_name)
+        try:
+            loaded = datasets.load_dataset(dataset_name, cache_dir=cache, streaming=streaming)
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            message = f"could not load dataset_name={dataset_name!r} ({type(error).__name__}: {reason})"
+            if isinstance(error, OSError):
+                raise ConnectionError(f"{message}; offline runs need local files via --data.data_files") from None
+            raise ValueError(message) from None
+        column, origin = text_field, f"dataset {dataset_name!r}"
+    elif data_files is not None and data_format is not None:
+        options: dict[str, Any] = {"sample_by": sample_by} if data_format == "text" else {}
+        loaded = datasets.load_dataset(data_format, data_files=data_files, cache_dir=cache, streaming=True, **options)
+        column, origin = ("text" if data_format == "text" else text_field), "data_files"
+    else:
+        raise ValueError("stream_splits needs data_files with their format, or dataset_name")
+    if "train" not in loaded:
+        raise ValueError(f"{origin} has no 'train' split, only {sorted(loaded)}")
+    out = {}
+    for split in SPLITS:
+        if split not in loaded:
+            continue
+        part = loaded[split]
+        names = part.column_names
+        if names is not None and column not in names:
+            raise ValueError(f"{origin} split {split!r} has no text_field {column!r}; its columns are {names}")
+
+        def documents(part: Any = part) -> Iterator[str]:
+            for batch in part.iter(batch_size=1000):
+                yield from _clean(batch[column])
+
+        out[split] = documents
+    return out
+
+
+def files_key(files: Mapping[str, Sequence[str]]) -> list[list[Any]]:
+    """A cheap identity of local files for cache keys: path, size and modification time of each."""
+    return [[split, os.path.abspath(path), os.path.getsize(path), os.stat(path).st_mtime_ns]
+            for split, paths in sorted(files.items()) for path in paths]

@@ -5,9 +5,12 @@ Life cycle, as Lightning intends:
 - `__init__` checks every argument and data file, so mistakes fail before anything is built.
 - The `tokenizer` property (and `vocab_size`, `pad_id`, ... built on it) loads or trains the
   tokenizer on first access. LightningCLI reads them right after instantiation to size the model.
-- `prepare_data` (one process per node) tokenizes and packs both splits into Arrow files under the
-  cache; `setup` (every process) opens them. Both are keyed by the tokenizer fingerprint and the
-  settings, so a second run starts in about a second.
+- `prepare_data` (one process per node) streams the corpus once through the tokenizer into token
+  shards on disk (`zoo.data.shards`: one flat uint16/uint32 file per split, documents split by a
+  hash of their text); `setup` (every process) memory-maps them and reads blocks as slices, so
+  memory stays flat in the corpus size. Shards are keyed by the tokenizer fingerprint, the files
+  and the split settings (not the objective: blocks are cut when read), so a second run starts in
+  about a second.
 - Objectives that are random (MLM masking, span corruption) run in the collator, so every epoch
   sees fresh masks while validation sees the same ones each time.
 - Training batches come from a `torchdata` `StatefulDataLoader` over a `SeededSampler`: the order
@@ -22,11 +25,13 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
+import numpy as np
 import torch
 from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -34,10 +39,12 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from zoo.data.corpus import (
     DataFiles,
+    SampleBy,
     builtin_corpus,
     documents_fingerprint,
-    load_texts,
+    files_key,
     resolve_data_files,
+    stream_splits,
 )
 from zoo.data.objectives import (
     SEED_KEY,
@@ -45,21 +52,19 @@ from zoo.data.objectives import (
     MLMCollator,
     SpanCorruptionCollator,
     mix_seeds,
-    pack_blocks,
     span_corruption_lengths,
     span_corruption_raw_length,
 )
-from zoo.data.splits import split_documents
+from zoo.data.shards import SHARD_VERSION, TokenBlocks, check_meta, read_meta, write_shards
+from zoo.data.splits import unit_hash
 from zoo.data.tokenizers import NUM_SENTINELS, Tokenizer, cached_tokenizer_file, load_tokenizer
 
 Objective = Literal["mlm", "clm", "span"]
 Split = Literal["train", "validation"]
 
-# Part of the tokenized-data cache key: bump when the packing below changes.
-_TOKENIZED_VERSION = 1
-# Documents per `Dataset.map` batch; packing runs within a batch, so only one tail per batch is
-# dropped (causal LM) or padded (MLM, span).
-_MAP_BATCH = 2000
+# Shard size estimate per input byte: a token per byte at worst (char, or SentencePiece's byte
+# fallback) plus eos; parquet is compressed, so allow for a few times its size.
+_PARQUET_EXPANSION = 4
 
 
 def default_cache_dir() -> Path:
@@ -127,9 +132,7 @@ class _SeededExamples(Dataset):
         return {**self.dataset[int(index)], SEED_KEY: seed}
 
     def __getitems__(self, keys: list[tuple[int, int]]) -> list[dict[str, Any]]:
-        columns = self.dataset[[int(index) for index, _ in keys]]  # one Arrow read for the batch
-        return [{**{name: values[i] for name, values in columns.items()}, SEED_KEY: seed}
-                for i, (_, seed) in enumerate(keys)]
+        return [self[key] for key in keys]  # each block is one slice of the memory map
 
 
 class TextDataModule(L.LightningDataModule):
@@ -147,13 +150,18 @@ class TextDataModule(L.LightningDataModule):
     Args:
         objective: "mlm" (BERT masked LM), "clm" (GPT next-token LM on packed blocks) or "span"
             (T5 span corruption).
-        data_files: Local text (.txt, one document per line), JSON / JSON Lines (.json, .jsonl) or
-            parquet files: one path or glob, a list, or a dict with "train" and optionally
-            "validation". None uses the built-in corpus (Python's own documentation).
+        data_files: Local text (.txt, see sample_by), JSON / JSON Lines (.json, .jsonl) or
+            parquet files: one path, directory or glob, a list, or a dict with "train" and
+            optionally "validation". None uses the built-in corpus (Python's own documentation).
+        sample_by: What one document of a .txt file is: a "line", a "paragraph" (text between
+            blank lines) or the whole file ("document", e.g. Tiny Shakespeare: blocks then run
+            across line breaks).
         data_format: "text", "json" or "parquet"; inferred from file extensions when None.
         text_field: Field / column holding the text in JSON and parquet files.
-        dataset_name: A Hugging Face Hub dataset instead of data_files (needs the network or a
-            warm cache).
+        dataset_name: A Hugging Face Hub dataset (or a local dataset directory, e.g. of parquet
+            files) instead of data_files (a hub name needs the network or a warm cache).
+        streaming: Stream dataset_name (an iterable dataset) instead of preparing it in
+            `datasets`' cache first; local files always stream.
         tokenizer: "sentencepiece" (trained on the training split and cached) or "char".
         tokenizer_path: An existing tokenizer file (.model or .json) to use instead of training
             one, e.g. the one a checkpoint was trained with.
@@ -180,8 +188,10 @@ class TextDataModule(L.LightningDataModule):
         objective: Objective = "clm",
         data_files: DataFiles | None = None,
         data_format: Literal["text", "json", "parquet"] | None = None,
+        sample_by: SampleBy = "line",
         text_field: str = "text",
         dataset_name: str | None = None,
+        streaming: bool = False,
         tokenizer: Literal["sentencepiece", "char"] = "sentencepiece",
         tokenizer_path: str | None = None,
         vocab_size: int = 8000,
@@ -228,6 +238,10 @@ class TextDataModule(L.LightningDataModule):
             data_files is None or dataset_name is None,
             "pass either data_files or dataset_name, not both",
         )
+        _check(
+            sample_by in ("line", "paragraph", "document"),
+            f"sample_by must be one of ['document', 'line', 'paragraph'], got {sample_by!r}",
+        )
         if data_files is not None:
             # Checks every file now (missing, empty, not UTF-8, no text_field): fail before work.
             self._files, self._format = resolve_data_files(data_files, data_format, text_field)
@@ -246,7 +260,9 @@ class TextDataModule(L.LightningDataModule):
 
         self.objective: Objective = objective
         self.text_field = text_field
+        self.sample_by: SampleBy = sample_by
         self.dataset_name = dataset_name
+        self.streaming = streaming
         self.tokenizer_kind = tokenizer
         self.tokenizer_path = tokenizer_path
         self.max_seq_len = max_seq_len
@@ -261,7 +277,6 @@ class TextDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self._requested_vocab_size = vocab_size
 
-        self._documents: dict[str, list[str]] | None = None
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_file: Path | None = None
         self._datasets: dict[str, Any] = {}
@@ -278,10 +293,12 @@ class TextDataModule(L.LightningDataModule):
                 path = Path(self.tokenizer_path).expanduser()
             else:
                 path = cached_tokenizer_file(
-                    self.documents("train"),
+                    self._train_texts(),  # streamed, and only read when no cached tokenizer exists
                     self.cache_dir,
                     kind=self.tokenizer_kind,
                     vocab_size=self._requested_vocab_size,
+                    corpus_key=self._corpus_key(),
+                    expected_chars=self._estimated_bytes(),
                 )
             self._tokenizer = load_tokenizer(path)
             self._tokenizer_file = path
@@ -327,35 +344,79 @@ class TextDataModule(L.LightningDataModule):
     # -----------------------------------------------------------------------------------------
     # Documents
 
-    def documents(self, split: Split) -> list[str]:
-        """The raw documents of `split` ("train" or "validation")."""
-        if self._documents is None:
-            self._documents = self._load_documents()
-        return self._documents[split]
-
-    def _load_documents(self) -> dict[str, list[str]]:
+    def _sources(self) -> dict[str, Any]:
+        """Per split the data has, a function streaming its documents (max_documents applied)."""
         if self._files is None and self.dataset_name is None:
-            texts = {"train": builtin_corpus()}
+            sources: dict[str, Any] = {"train": lambda: iter(builtin_corpus())}
         else:
-            texts = load_texts(
-                self._files,
-                self._format,
-                self.text_field,
-                self.dataset_name,
-                cache_dir=self.cache_dir / "datasets",
-                check_files=False,  # __init__ checked them already
+            sources = stream_splits(
+                self._files, self._format, self.text_field, sample_by=self.sample_by,
+                dataset_name=self.dataset_name, streaming=self.streaming, cache_dir=self.cache_dir / "datasets",
             )
-        if self.max_documents is not None:
-            texts = {split: docs[: self.max_documents] for split, docs in texts.items()}
-        if "validation" not in texts:
-            train, val = split_documents(texts["train"], self.val_fraction, self.seed)
-            _check(
-                bool(train) and bool(val),
-                f"cannot split {len(texts['train'])} distinct document(s) into train and "
-                f"validation; give more documents or a 'validation' entry in data_files",
-            )
-            texts = {"train": train, "validation": val}
-        return texts
+        if self.max_documents is None:
+            return sources
+        return {split: (lambda open_=open_: itertools.islice(open_(), self.max_documents))
+                for split, open_ in sources.items()}
+
+    def _pairs(self, threshold: float, stats: dict[str, Any] | None = None):
+        """`(split, document)` in corpus order; without a validation source, a document goes to
+        validation when `unit_hash(document, seed) < threshold` (the project's one split rule)."""
+        sources = self._sources()
+        if "validation" in sources:
+            yield from (("train", doc) for doc in sources["train"]())
+            yield from (("validation", doc) for doc in sources["validation"]())
+            return
+        for doc in sources["train"]():
+            u = unit_hash(doc, self.seed)
+            if stats is not None:  # the extremes, in case one side comes out empty
+                stats["min"], stats["max"] = min(stats.get("min", 1.0), u), max(stats.get("max", 0.0), u)
+            yield ("validation" if u < threshold else "train"), doc
+
+    def _train_texts(self):
+        return (doc for split, doc in self._pairs(self.val_fraction) if split == "train")
+
+    def documents(self, split: Split) -> list[str]:
+        """The raw documents of `split` ("train" or "validation") as a list: for small corpora and
+        inspection only (training streams them and never builds this list)."""
+        return [doc for where, doc in self._pairs(self._threshold()) if where == split]
+
+    def _threshold(self, stats: dict[str, Any] | None = None, counts: dict[str, int] | None = None) -> float:
+        """The hash threshold of the split: `val_fraction`, unless that leaves a side empty, when
+        the document nearest the cut moves over (as `zoo.data.splits.split_documents` does)."""
+        if stats is None or counts is None:
+            stats, counts = {}, {"train": 0, "validation": 0}
+            for split, _ in self._pairs(self.val_fraction, stats):
+                counts[split] += 1
+        if "min" not in stats or (counts["train"] and counts["validation"]):
+            return self.val_fraction
+        _check(
+            stats["min"] < stats["max"],
+            f"cannot split {counts['train'] + counts['validation']} document(s) with one distinct text into train "
+            f"and validation; give more documents or a 'validation' entry in data_files",
+        )
+        # No validation: take the lowest hash; no training: give back the highest.
+        return float(np.nextafter(stats["min"], 1.0)) if not counts["validation"] else stats["max"]
+
+    def _corpus_key(self) -> str:
+        """Identifies the corpus and its split for cache keys, without reading the corpus."""
+        if self._files is None and self.dataset_name is None:
+            corpus: Any = documents_fingerprint(builtin_corpus())
+        elif self.dataset_name is not None:
+            corpus = {"dataset": self.dataset_name, "streaming": self.streaming}
+        else:
+            corpus = {"files": files_key(self._files), "format": self._format}
+        settings = {"corpus": corpus, "text_field": self.text_field, "sample_by": self.sample_by,
+                    "max_documents": self.max_documents, "val_fraction": self.val_fraction, "seed": self.seed}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+    def _estimated_bytes(self) -> int:
+        """The corpus size in bytes (an estimate for hub datasets), for sampling and disk checks."""
+        if self._files is None:
+            if self.dataset_name is None:
+                return sum(len(doc.encode()) for doc in builtin_corpus())
+            return 1 << 30
+        total = sum(os.path.getsize(path) for paths in self._files.values() for path in paths)
+        return total * (_PARQUET_EXPANSION if self._format == "parquet" else 1)
 
     # -----------------------------------------------------------------------------------------
     # Tokenized, packed datasets
@@ -382,50 +443,49 @@ class TextDataModule(L.LightningDataModule):
             self.max_seq_len, self.noise_density, self.mean_noise_span_length, len(self.tokenizer.sentinel_ids)
         )
 
-    def _tokenized(self, split: Split) -> Any:
-        """Token blocks of `split` as a `datasets.Dataset` (column `input_ids`), cached on disk."""
+    def _shard_directory(self) -> Path:
+        settings = {"v": SHARD_VERSION, "tokenizer": self.tokenizer_fingerprint, "corpus": self._corpus_key()}
+        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return self.cache_dir / "shards" / f"{self.tokenizer_fingerprint}-{key}"
+
+    def _build_shards(self, directory: Path) -> dict[str, Any]:
+        """Stream the corpus through the tokenizer into `directory` (see `zoo.data.shards`)."""
+        from tqdm.auto import tqdm
+
+        tokenizer = self.tokenizer
+        estimate = (self._estimated_bytes() + 1) * 2 * (1 if tokenizer.vocab_size <= 1 << 16 else 2)
+        threshold, stats = self.val_fraction, {}
+        for _attempt in range(2):  # a second pass only when the split left one side empty
+            with tqdm(total=self._estimated_bytes(), unit="char", unit_scale=True, disable=None,
+                      desc=f"Tokenizing into {directory.name}") as bar:
+                meta = write_shards(directory, lambda t=threshold: self._pairs(t, stats), tokenizer,
+                                    estimated_bytes=estimate, progress=bar.update)
+            moved = self._threshold(stats, meta["documents"])
+            if moved == threshold:
+                return meta
+            shutil.rmtree(directory)
+            threshold = moved
+        return meta
+
+    def _tokenized(self, split: Split) -> TokenBlocks:
+        """Token blocks of `split`, sliced from the memory-mapped shard (built on first use)."""
         if split in self._datasets:
             return self._datasets[split]
-        import datasets
-
-        docs = self.documents(split)
+        directory = self._shard_directory()
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        meta = read_meta(directory)
+        if meta is None:
+            with FileLock(os.fspath(directory) + ".lock"):  # DDP ranks / parallel runs wait for one build
+                meta = read_meta(directory) or self._build_shards(directory)
+        check_meta(directory, meta, self.tokenizer)
         chunk = self._chunk_length()
-        settings = {
-            "v": _TOKENIZED_VERSION,
-            "tokenizer": self.tokenizer_fingerprint,
-            "objective": self.objective,
-            "chunk": chunk,
-            "docs": documents_fingerprint(docs),
-        }
-        key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-        directory = self.cache_dir / "tokenized" / f"{self.objective}-{chunk}-{key}"
-        directory.mkdir(parents=True, exist_ok=True)
-        tokenizer = self.tokenizer
         # clm blocks must be full (no padding); mlm and span pad, so they keep the tail.
-        drop_remainder = self.objective == "clm"
-
-        def encode_and_pack(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
-            ids = tokenizer.encode_batch(batch["text"])
-            blocks = pack_blocks(ids, chunk, eos_id=tokenizer.eos_id, drop_remainder=drop_remainder)
-            return {"input_ids": blocks}
-
-        with FileLock(os.fspath(directory) + ".lock"):
-            # An explicit cache file (and fingerprint) makes `map` reuse the Arrow file on the
-            # next run instead of hashing the closure, which it cannot do reliably.
-            dataset = datasets.Dataset.from_dict({"text": docs}).map(
-                encode_and_pack,
-                batched=True,
-                batch_size=_MAP_BATCH,
-                remove_columns=["text"],
-                cache_file_name=os.fspath(directory / f"{split}.arrow"),
-                new_fingerprint=f"{key}-{split}",
-                load_from_cache_file=True,
-                desc=f"Tokenizing {split} ({self.objective})",
-            )
+        dataset = TokenBlocks(directory / f"{split}.bin", dtype=meta["dtype"], num_tokens=meta["tokens"][split],
+                              block_size=chunk, drop_remainder=self.objective == "clm")
         _check(
             len(dataset) > 0,
             f"the {split} split yields no sequences of max_seq_len={self.max_seq_len} tokens "
-            f"({len(docs)} documents); lower max_seq_len, raise val_fraction or add text",
+            f"({meta['documents'][split]} documents); lower max_seq_len, raise val_fraction or add text",
         )
         self._datasets[split] = dataset
         return dataset

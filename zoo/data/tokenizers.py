@@ -201,6 +201,7 @@ class SentencePieceTokenizer(Tokenizer):
         num_sentinels: int = NUM_SENTINELS,
         max_chars: int = 10_000_000,
         num_threads: int | None = None,
+        expected_chars: int | None = None,
     ) -> SentencePieceTokenizer:
         """Train a model in memory on `texts` (normally the training split only).
 
@@ -215,12 +216,14 @@ class SentencePieceTokenizer(Tokenizer):
             max_chars: Cap on the characters fed to the trainer; beyond it a stable hash of each
                 line picks a sample, which keeps training at a few seconds.
             num_threads: Trainer threads; defaults to the CPUs this process may use.
+            expected_chars: An estimate of the corpus size in characters; given, `texts` is
+                streamed and sampled on the fly instead of listed (corpora larger than memory).
 
         Raises:
             ValueError: `vocab_size` is too small for the specials and characters, or too large
                 for what the corpus supports; the message names the limit.
         """
-        sentences = _training_sentences(texts, max_chars)
+        sentences = _training_sentences(texts, max_chars, expected_chars)
         if not sentences:
             raise ValueError("cannot train a SentencePiece tokenizer on an empty corpus")
         if model_type not in ("unigram", "bpe"):
@@ -254,7 +257,9 @@ class SentencePieceTokenizer(Tokenizer):
                 character_coverage=1.0,
                 byte_fallback=True,
                 hard_vocab_limit=True,
-                input_sentence_size=0,  # we sampled already, deterministically
+                # The bound on the sample: we sampled deterministically already (max_chars).
+                input_sentence_size=len(sentences),
+                shuffle_input_sentence=False,
                 max_sentence_length=16384,
                 num_threads=num_threads or _available_cpus(),
                 minloglevel=2,
@@ -305,13 +310,29 @@ def _stable_fraction(text: str) -> float:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2**64
 
 
-def _training_sentences(texts: Iterable[str], max_chars: int) -> list[str]:
-    lines = [line for text in texts for line in text.split("\n") if line.strip()]
-    total = sum(len(line) for line in lines)
-    if total <= max_chars:
-        return lines
-    keep = max_chars / total
-    return [line for line in lines if _stable_fraction(line) < keep]
+def _training_sentences(texts: Iterable[str], max_chars: int, expected_chars: int | None = None) -> list[str]:
+    """Lines to train SentencePiece on: all of them, or a stable-hash sample of about `max_chars`.
+
+    With `expected_chars` (an estimate of the corpus size, e.g. its bytes) the texts stream: each
+    line is kept with probability max_chars / expected_chars, decided by a hash of the line, and
+    never more than 2 * max_chars are kept, so memory is bounded whatever the corpus size.
+    """
+    if expected_chars is None:
+        lines = [line for text in texts for line in text.split("\n") if line.strip()]
+        total = sum(len(line) for line in lines)
+        if total <= max_chars:
+            return lines
+        keep = max_chars / total
+        return [line for line in lines if _stable_fraction(line) < keep]
+    keep, kept, size = min(1.0, max_chars / max(expected_chars, 1)), [], 0
+    for text in texts:
+        for line in text.split("\n"):
+            if line.strip() and (keep >= 1.0 or _stable_fraction(line) < keep):
+                kept.append(line)
+                size += len(line)
+        if size >= 2 * max_chars:
+            break
+    return kept
 
 
 def _vocab_size_error(error: RuntimeError, vocab_size: int, model_type: str) -> Exception:
@@ -363,13 +384,14 @@ class CharTokenizer(Tokenizer):
         self._chars = list(chars)
         self._char_to_id = {char: offset + i for i, char in enumerate(self._chars)}
         self._id_to_char = dict(enumerate(self._chars, start=offset))
+        self._lookup: Any = None  # code point -> id table for `encode_array`, built on first use
 
     @classmethod
     def train(cls, texts: Iterable[str], num_sentinels: int = NUM_SENTINELS) -> CharTokenizer:
-        """Vocabulary = every character of `texts`, sorted by code point."""
+        """Vocabulary = every character of `texts`, sorted by code point (`texts` may stream)."""
         seen: set[str] = set()
         for text in texts:
-            seen.update(text)
+            seen.update(set(text))  # set(text) first: C speed per character, one update per text
         if not seen:
             raise ValueError("cannot build a CharTokenizer from an empty corpus")
         return cls(sorted(seen), num_sentinels)
@@ -389,6 +411,20 @@ class CharTokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         unk = self.unk_id
         return [self._char_to_id.get(char, unk) for char in text]
+
+    def encode_array(self, text: str) -> Any:
+        """`encode` as an int64 numpy array, vectorised (for tokenising large corpora)."""
+        import numpy as np
+
+        if self._lookup is None:
+            table = np.full(max(map(ord, self._chars)) + 1, self.unk_id, dtype=np.int64)
+            for char, i in self._char_to_id.items():
+                table[ord(char)] = i
+            self._lookup = table
+        points = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+        table = self._lookup
+        inside = points < len(table)
+        return np.where(inside, table[np.where(inside, points, 0)], self.unk_id)
 
     def _decode_pieces(self, ids: list[int]) -> str:
         return "".join(self._id_to_char.get(i, UNK_SURFACE) for i in ids)
@@ -436,13 +472,15 @@ _CACHE_VERSION = 2
 
 
 def cached_tokenizer_file(
-    texts: Sequence[str],
+    texts: Iterable[str],
     cache_dir: str | os.PathLike[str],
     *,
     kind: TokenizerKind = "sentencepiece",
     vocab_size: int = 8000,
     model_type: ModelType = "unigram",
     num_sentinels: int = NUM_SENTINELS,
+    corpus_key: str | None = None,
+    expected_chars: int | None = None,
 ) -> Path:
     """Path of a tokenizer trained on `texts`, training it only if no cached copy exists.
 
@@ -457,6 +495,9 @@ def cached_tokenizer_file(
         vocab_size: SentencePiece vocabulary size (ignored for "char").
         model_type: SentencePiece model type (ignored for "char").
         num_sentinels: Sentinels to reserve.
+        corpus_key: Identifies the corpus in the cache key instead of hashing `texts`; then
+            `texts` (which may be a one-shot stream) is read only when training is needed.
+        expected_chars: Corpus size estimate; SentencePiece then samples `texts` as they stream.
 
     Returns:
         The tokenizer file; read it with `load_tokenizer`.
@@ -469,9 +510,8 @@ def cached_tokenizer_file(
     else:
         check_tokenizer_kind(kind)
         name, filename = "char", "tokenizer.json"
-    key = hashlib.sha256((json.dumps(settings, sort_keys=True) + documents_fingerprint(texts)).encode()).hexdigest()[
-        :16
-    ]
+    corpus = corpus_key if corpus_key is not None else documents_fingerprint(texts)
+    key = hashlib.sha256((json.dumps(settings, sort_keys=True) + corpus).encode()).hexdigest()[:16]
     directory = Path(cache_dir).expanduser() / "tokenizers" / f"{name}-{key}"
     path = directory / filename
     if path.is_file():
@@ -482,7 +522,8 @@ def cached_tokenizer_file(
             tokenizer: Tokenizer
             if kind == "sentencepiece":
                 tokenizer = SentencePieceTokenizer.train(
-                    texts, vocab_size=vocab_size, model_type=model_type, num_sentinels=num_sentinels
+                    texts, vocab_size=vocab_size, model_type=model_type, num_sentinels=num_sentinels,
+                    expected_chars=expected_chars,
                 )
             else:
                 tokenizer = CharTokenizer.train(texts, num_sentinels=num_sentinels)
