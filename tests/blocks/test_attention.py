@@ -114,8 +114,7 @@ def test_module_matches_hand_written_attention():
     """Projections, head split and merge, and the attention itself, all written out here."""
     module = MultiHeadAttention(E, H, num_kv_heads=2, attn_implementation="eager").eval()
     x = torch.randn(B, 5, E)
-    w, bias = module.qkv_proj.weight, module.qkv_proj.bias
-    q, k, v = (x @ w.T + bias).split([E, E // 2, E // 2], dim=-1)
+    q, k, v = (x @ p.weight.T + p.bias for p in (module.q_proj, module.k_proj, module.v_proj))
     q = q.view(B, 5, H, D).transpose(1, 2)
     k, v = k.view(B, 5, 2, D).transpose(1, 2), v.view(B, 5, 2, D).transpose(1, 2)
     heads = _reference(q, k, v, causal=True).transpose(1, 2).reshape(B, 5, E)
@@ -139,8 +138,9 @@ def test_gqa_equals_mha_with_repeated_kv_weights(num_kv_heads, impl):
 
     with torch.no_grad():
         for name in ("weight", "bias"):
-            q, k, v = getattr(gqa.qkv_proj, name).split(gqa.split_sizes, dim=0)
-            getattr(mha.qkv_proj, name).copy_(torch.cat((q, repeat_heads(k), repeat_heads(v))))
+            getattr(mha.q_proj, name).copy_(getattr(gqa.q_proj, name))
+            getattr(mha.k_proj, name).copy_(repeat_heads(getattr(gqa.k_proj, name)))
+            getattr(mha.v_proj, name).copy_(repeat_heads(getattr(gqa.v_proj, name)))
         mha.out_proj.load_state_dict(gqa.out_proj.state_dict())
     x = torch.randn(B, 6, E)
     mask = torch.ones(B, 1, 1, 6, dtype=torch.bool)

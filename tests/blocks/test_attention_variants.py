@@ -21,7 +21,7 @@ def _heads(x: torch.Tensor, n: int) -> torch.Tensor:
 def _reference(module: MultiHeadAttention, x: torch.Tensor, *, q_norm=None, k_norm=None, rope=None,
                softcap=None) -> torch.Tensor:
     """Causal attention written out: project, norm each head, rotate, softmax(cap(QKᵀ/√d)) V."""
-    q, k, v = module.qkv_proj(x).split(module.split_sizes, dim=-1)
+    q, k, v = module.q_proj(x), module.k_proj(x), module.v_proj(x)
     q, k, v = _heads(q, module.num_heads), _heads(k, module.num_kv_heads), _heads(v, module.num_kv_heads)
     if q_norm is not None:
         q, k = q_norm(q), k_norm(k)
@@ -56,7 +56,7 @@ def test_qk_norm_in_cross_attention_norms_queries_and_context_keys():
     module = MultiHeadAttention(E, H, cross_attention=True, q_norm=q_norm, k_norm=k_norm).eval()
     x, context = torch.randn(B, T, E), torch.randn(B, 9, E)
     q = q_norm(_heads(module.q_proj(x), H))
-    k, v = module.kv_proj(context).split(H * D, dim=-1)
+    k, v = module.k_proj(context), module.v_proj(context)
     out = eager_attention(q, k_norm(_heads(k, H)), _heads(v, H))
     expected = module.out_proj(out.transpose(1, 2).reshape(B, T, -1))
     torch.testing.assert_close(module(x, context), expected, atol=1e-5, rtol=1e-5)

@@ -136,7 +136,7 @@ def test_t5_init_is_fan_in_scaled():
     model = build("t5", embed_dim=d, num_heads=h, ffn_dim=f, tie_embeddings=False, vocab_size=500)
     assert model.config.attention_scale == 1.0
     attn = model.encoder.layers[0].self_attn
-    q, kv = attn.qkv_proj.weight[: h * dk], attn.qkv_proj.weight[h * dk :]
+    q, kv = attn.q_proj.weight, torch.cat([attn.k_proj.weight, attn.v_proj.weight])
     expected = {
         "embed": (model.embed_tokens.weight, 1.0),
         "q": (q, (d * dk) ** -0.5),

@@ -58,7 +58,7 @@ def test_no_weight_decay_on_norms_biases_embeddings(task_cls, config_cls, _):
     assert decay["weight_decay"] > 0 and no_decay["weight_decay"] == 0.0
     assert all(("norm" not in n and not n.endswith("bias") and "embed" not in n) for n in decayed)
     assert any("embed_tokens" in n for n in undecayed)
-    assert any("qkv_proj.weight" in n for n in decayed)
+    assert any("q_proj.weight" in n for n in decayed)
 
 
 @pytest.mark.parametrize("task_cls,config_cls,objective", TASKS)

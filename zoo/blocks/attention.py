@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -108,11 +109,21 @@ def prepare_attention_mask(
     return attention_bias_to_mask(bias, mask, dtype), fast_causal
 
 
+def _stack(projections: Sequence[nn.Linear]) -> tuple[Tensor, Tensor | None]:
+    """Weights (and biases) of several linear layers stacked along the output dimension."""
+    weight = torch.cat([p.weight for p in projections])
+    bias = None if projections[0].bias is None else torch.cat([p.bias for p in projections])
+    return weight, bias
+
+
 class MultiHeadAttention(nn.Module):
     """One attention class for self, causal-self and cross attention.
 
-    Self-attention projects queries, keys and values with one fused ``qkv_proj``; cross-attention
-    projects queries from ``x`` (``q_proj``) and keys/values from ``context`` (``kv_proj``).
+    Queries, keys and values have their own projections, ``q_proj``, ``k_proj`` and ``v_proj``
+    (queries from ``x``; keys and values from ``x``, or from ``context`` in cross-attention), so
+    adapters such as LoRA can target each one, as Hu et al. (2021) adapt queries and values only.
+    They still run as one matmul (``project``): the speed of a fused QKV projection, without fusing
+    the weights. Checkpoints of the fused layout (``qkv_proj``, ``kv_proj``) load into this one.
 
     Args:
         embed_dim: Model width ``e``.
@@ -173,15 +184,50 @@ class MultiHeadAttention(nn.Module):
         else:
             self.attention_fn = ATTENTION_FUNCTIONS[attn_implementation]
         q_dim, kv_dim = num_heads * self.head_dim, num_kv_heads * self.head_dim
-        self.split_sizes = [q_dim, kv_dim, kv_dim]  # rows of qkv_proj: queries, keys, values
-        if cross_attention:
-            self.q_proj = nn.Linear(embed_dim, q_dim, bias=bias)
-            self.kv_proj = nn.Linear(embed_dim, 2 * kv_dim, bias=bias)
-        else:
-            self.qkv_proj = nn.Linear(embed_dim, q_dim + 2 * kv_dim, bias=bias)
+        self.split_sizes = [q_dim, kv_dim, kv_dim]  # output widths of q_proj, k_proj, v_proj
+        self.q_proj = nn.Linear(embed_dim, q_dim, bias=bias)
+        self.k_proj = nn.Linear(embed_dim, kv_dim, bias=bias)
+        self.v_proj = nn.Linear(embed_dim, kv_dim, bias=bias)
         self.out_proj = nn.Linear(q_dim, embed_dim, bias=bias)
+        self._stacked: dict[tuple[str, ...], tuple[Any, Tensor, Tensor | None]] = {}  # see `project`
+        self._register_load_state_dict_pre_hook(self._split_fused_weights)
         self.q_norm, self.k_norm = q_norm, k_norm
         self.cross_attention = cross_attention
+
+    def project(self, x: Tensor, names: Sequence[str]) -> Tensor:
+        """``x`` through the projections called ``names`` (``q_proj``, ...), outputs side by side.
+
+        Plain ``nn.Linear`` projections run as one matmul over their stacked weights. Under autograd
+        the stack is rebuilt each call — a copy of the weights, small beside the matmul, through which
+        each weight gets its gradient; without autograd it is kept until a weight changes (its
+        version counter moves), so decoding steps do not copy it per token. A projection an adapter
+        wraps (``peft``'s LoRA layer) is called as a module, each in turn.
+        """
+        modules = [getattr(self, name) for name in names]
+        if not all(type(m) is nn.Linear for m in modules):
+            return torch.cat([m(x) for m in modules], dim=-1)
+        if torch.is_grad_enabled():
+            return F.linear(x, *_stack(modules))
+        params = [t for m in modules for t in (m.weight, m.bias) if t is not None]
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in params)
+        cached = self._stacked.get(tuple(names))
+        if cached is None or cached[0] != key:
+            cached = (key, *_stack(modules))
+            self._stacked[tuple(names)] = cached
+        return F.linear(x, cached[1], cached[2])
+
+    def _split_fused_weights(self, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
+        """Load-time hook: a checkpoint of the fused layout holds ``qkv_proj`` (self-attention) or
+        ``kv_proj`` (cross-attention); its rows are the queries, keys and values, in that order."""
+        for fused, names in (("qkv_proj", ("q_proj", "k_proj", "v_proj")), ("kv_proj", ("k_proj", "v_proj"))):
+            sizes = [getattr(self, name).out_features for name in names]
+            for kind in ("weight", "bias"):
+                tensor = state_dict.pop(f"{prefix}{fused}.{kind}", None)
+                if tensor is not None and tensor.shape[0] == sum(sizes):  # else the size error names it
+                    state_dict.update({f"{prefix}{name}.{kind}": part
+                                       for name, part in zip(names, tensor.split(sizes), strict=True)})
+                elif tensor is not None:
+                    state_dict[f"{prefix}{fused}.{kind}"] = tensor
 
     def _heads(self, x: Tensor, n: int) -> Tensor:
         b, t, _ = x.shape
@@ -196,7 +242,7 @@ class MultiHeadAttention(nn.Module):
         # Heads first, then one split (and one rotation of queries and keys together): fewer
         # small ops, which is what a one-token decoding step is made of.
         h, kv_heads = self.num_heads, self.num_kv_heads
-        qkv = self._heads(self.qkv_proj(x), h + 2 * kv_heads)  # (b, h + 2k, t, d)
+        qkv = self._heads(self.project(x, ("q_proj", "k_proj", "v_proj")), h + 2 * kv_heads)  # (b, h + 2k, t, d)
         if rope is None and self.q_norm is None:
             return qkv.split_with_sizes([h, kv_heads, kv_heads], dim=1)
         qk, v = qkv.split_with_sizes([h + kv_heads, kv_heads], dim=1)
@@ -217,7 +263,7 @@ class MultiHeadAttention(nn.Module):
             q = self.q_norm(q)
         if cache is not None and cache.k is not None:
             return q, cache.k, cache.v  # encoder keys/values never change during decoding
-        kv = self._heads(self.kv_proj(context), 2 * self.num_kv_heads)  # (b, 2k, s, d)
+        kv = self._heads(self.project(context, ("k_proj", "v_proj")), 2 * self.num_kv_heads)  # (b, 2k, s, d)
         k, v = kv.split_with_sizes([self.num_kv_heads, self.num_kv_heads], dim=1)
         if self.k_norm is not None:
             k = self.k_norm(k)

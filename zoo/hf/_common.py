@@ -69,8 +69,16 @@ def norm(zoo: str, hf: str, bias: bool) -> Iterator[Weight]:
         yield Weight(f"{zoo}.bias", (f"{hf}.bias",))
 
 
+def attention_projections(zoo: str, hf: tuple[str, ...], bias: bool, conv1d: bool = False) -> Iterator[Weight]:
+    """The zoo attention's own projections from HF layers split the same way, one each: three names
+    give ``q_proj``, ``k_proj``, ``v_proj``; two (cross-attention keys and values) ``k_proj``, ``v_proj``."""
+    names = ("q_proj", "k_proj", "v_proj")[-len(hf):]
+    for name, layer in zip(names, hf, strict=True):
+        yield from linear(f"{zoo}.{name}", layer, bias, conv1d=conv1d)
+
+
 def qkv_rows(c: TransformerConfig) -> tuple[int, int, int]:
-    """Rows of q, k and v in the zoo's fused ``qkv_proj``: h·d, k·d, k·d."""
+    """Widths of the queries, keys and values (rows of a fused HF QKV tensor): h·d, k·d, k·d."""
     q, kv = c.num_heads * c.resolved_head_dim, (c.num_kv_heads or c.num_heads) * c.resolved_head_dim
     return q, kv, kv
 

@@ -13,12 +13,12 @@ from zoo.hf._common import (
     GATED_ACTIVATIONS,
     Weight,
     activation,
+    attention_projections,
     check_common,
     check_heads,
     head_tied,
     linear,
     norm,
-    qkv_rows,
     refuse_switches,
     require,
     special_ids,
@@ -81,7 +81,7 @@ def gated_mlp(zoo: str, hf: str) -> Iterator[Weight]:
 
 
 def weights(c: GPTConfig, ffn: Callable[[int], Iterator[Weight]], qk_norm: bool = False) -> Iterator[Weight]:
-    """Zoo ``GPT`` tensors <-> ``model.*`` / ``lm_head`` tensors; q, k and v stack into ``qkv_proj``.
+    """Zoo ``GPT`` tensors <-> ``model.*`` / ``lm_head`` tensors; q, k and v map one to one.
 
     Args:
         ffn: Layer index -> the entries of that layer's feed-forward (or experts).
@@ -92,7 +92,7 @@ def weights(c: GPTConfig, ffn: Callable[[int], Iterator[Weight]], qk_norm: bool 
         zoo, hf = f"decoder.layers.{i}", f"model.layers.{i}"
         yield from norm(f"{zoo}.self_attn_norm", f"{hf}.input_layernorm", False)
         qkv = tuple(f"{hf}.self_attn.{n}_proj" for n in "qkv")
-        yield from linear(f"{zoo}.self_attn.qkv_proj", qkv, False, qkv_rows(c))
+        yield from attention_projections(f"{zoo}.self_attn", qkv, False)
         yield from linear(f"{zoo}.self_attn.out_proj", f"{hf}.self_attn.o_proj", False)
         if qk_norm:
             yield from norm(f"{zoo}.self_attn.q_norm", f"{hf}.self_attn.q_norm", False)

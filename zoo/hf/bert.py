@@ -13,12 +13,12 @@ from zoo.hf._common import (
     Architecture,
     Weight,
     activation,
+    attention_projections,
     check_common,
     check_heads,
     head_tied,
     linear,
     norm,
-    qkv_rows,
     refuse,
     refuse_switches,
     require,
@@ -92,7 +92,7 @@ def weights(c: BertConfig, state: Mapping[str, Tensor] | None) -> Iterator[Weigh
     for i in range(c.num_layers):
         zoo, hf = f"encoder.layers.{i}", f"bert.encoder.layer.{i}"
         qkv = tuple(f"{hf}.attention.self.{n}" for n in ("query", "key", "value"))
-        yield from linear(f"{zoo}.self_attn.qkv_proj", qkv, True, qkv_rows(c))
+        yield from attention_projections(f"{zoo}.self_attn", qkv, True)
         yield from linear(f"{zoo}.self_attn.out_proj", f"{hf}.attention.output.dense", True)
         yield from norm(f"{zoo}.self_attn_norm", f"{hf}.attention.output.LayerNorm", True)
         yield from linear(f"{zoo}.ffn.up_proj", f"{hf}.intermediate.dense", True)

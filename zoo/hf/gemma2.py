@@ -16,10 +16,10 @@ from zoo.hf import _rotary_decoder as decoder
 from zoo.hf._common import (
     Architecture,
     Weight,
+    attention_projections,
     hf_layer_types,
     linear,
     norm,
-    qkv_rows,
     refuse,
     window_layers,
 )
@@ -71,7 +71,7 @@ def weights(c: GPTConfig, state: Mapping[str, Tensor] | None) -> Iterator[Weight
         zoo, hf = f"decoder.layers.{i}", f"model.layers.{i}"
         yield from norm(f"{zoo}.self_attn_norm", f"{hf}.input_layernorm", False)
         qkv = tuple(f"{hf}.self_attn.{n}_proj" for n in "qkv")
-        yield from linear(f"{zoo}.self_attn.qkv_proj", qkv, False, qkv_rows(c))
+        yield from attention_projections(f"{zoo}.self_attn", qkv, False)
         yield from linear(f"{zoo}.self_attn.out_proj", f"{hf}.self_attn.o_proj", False)
         yield from norm(f"{zoo}.self_attn_post_norm", f"{hf}.post_attention_layernorm", False)
         yield from norm(f"{zoo}.ffn_norm", f"{hf}.pre_feedforward_layernorm", False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from zoo.hf._common import (
@@ -13,11 +14,13 @@ from zoo.hf._common import (
     Architecture,
     Weight,
     activation,
+    attention_projections,
     check_common,
     check_heads,
     head_tied,
     linear,
     norm,
+    qkv_rows,
     refuse,
     refuse_switches,
     require,
@@ -69,13 +72,14 @@ def hf_config(c: GPTConfig) -> Any:
 
 
 def weights(c: GPTConfig, state: Mapping[str, Tensor] | None) -> Iterator[Weight]:
-    """Zoo ``GPT`` tensors <-> ``GPT2LMHeadModel`` tensors; ``c_attn`` is already one fused QKV."""
+    """Zoo ``GPT`` tensors <-> ``GPT2LMHeadModel`` tensors; the fused ``c_attn`` as ``unfuse`` splits it."""
     yield Weight("embed_tokens.weight", ("transformer.wte.weight",))
     yield Weight("decoder.absolute_positions.embedding.weight", ("transformer.wpe.weight",))
     for i in range(c.num_layers):
         zoo, hf = f"decoder.layers.{i}", f"transformer.h.{i}"
         yield from norm(f"{zoo}.self_attn_norm", f"{hf}.ln_1", True)
-        yield from linear(f"{zoo}.self_attn.qkv_proj", f"{hf}.attn.c_attn", True, conv1d=True)
+        qkv = tuple(f"{hf}.attn.c_attn.{part}" for part in "qkv")
+        yield from attention_projections(f"{zoo}.self_attn", qkv, True, conv1d=True)
         yield from linear(f"{zoo}.self_attn.out_proj", f"{hf}.attn.c_proj", True, conv1d=True)
         yield from norm(f"{zoo}.ffn_norm", f"{hf}.ln_2", True)
         yield from linear(f"{zoo}.ffn.up_proj", f"{hf}.mlp.c_fc", True, conv1d=True)
@@ -85,10 +89,40 @@ def weights(c: GPTConfig, state: Mapping[str, Tensor] | None) -> Iterator[Weight
         yield Weight("lm_head.weight", ("lm_head.weight",))
 
 
+def unfuse(c: GPTConfig, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``c_attn`` (a ``Conv1D``: weight ``(e, q|k|v)``, bias ``(q|k|v)``) -> ``c_attn.q``, ``.k``, ``.v``,
+    the names the weight table gives the zoo's separate projections."""
+    out = dict(state)
+    sizes = list(qkv_rows(c))
+    for i in range(c.num_layers):
+        for kind in ("weight", "bias"):
+            name = f"transformer.h.{i}.attn.c_attn.{kind}"
+            fused = out.pop(name, None)
+            if fused is None:
+                continue  # a missing tensor is reported by the weight table
+            needs = (c.embed_dim, sum(sizes)) if kind == "weight" else (sum(sizes),)
+            if tuple(fused.shape) != needs:
+                raise ValueError(f"tensor {name} has shape {tuple(fused.shape)}; the config needs {needs}")
+            for part, tensor in zip("qkv", fused.split(sizes, dim=-1), strict=True):
+                out[f"transformer.h.{i}.attn.c_attn.{part}.{kind}"] = tensor.contiguous()
+    return out
+
+
+def fuse(c: GPTConfig, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The inverse of ``unfuse``: one ``c_attn`` per layer again."""
+    out = dict(state)
+    for i in range(c.num_layers):
+        for kind in ("weight", "bias"):
+            parts = [out.pop(f"transformer.h.{i}.attn.c_attn.{part}.{kind}") for part in "qkv"]
+            out[f"transformer.h.{i}.attn.c_attn.{kind}"] = torch.cat(parts, dim=-1)
+    return out
+
+
 ARCHITECTURE = Architecture(
     hf_class="GPT2LMHeadModel", config_class="GPT2Config", prefix="transformer.", head="lm_head.weight",
     zoo_config=zoo_config, hf_config=hf_config, weights=weights,
     ignored=(r"\.attn\.(masked_)?bias$",),  # causal-mask buffers of older checkpoints
     aliases=(("lm_head.weight", "transformer.wte.weight"),),
     export_when={"position": "learned"},
+    unfuse=unfuse, fuse=fuse,
 )

@@ -3,8 +3,8 @@ pre-norm LayerNorm with biases, a plain MLP, the parallel residual (``use_parall
 ``x + attn(ln_1(x)) + mlp(ln_2(x))``, zoo ``residual="parallel"``) and partial rotary positions
 (``partial_rotary_factor`` of each head's dimensions, the first ones; zoo ``rotary_fraction``).
 
-Tensor layout: ``query_key_value`` interleaves the heads, rows ``(head, q|k|v, d)``, where the zoo's
-``qkv_proj`` has ``(q|k|v, head, d)``; ``unfuse``/``fuse`` reorder the rows.
+Tensor layout: ``query_key_value`` interleaves the heads, rows ``(head, q|k|v, d)``, where the zoo has
+separate ``q_proj``, ``k_proj``, ``v_proj``; ``unfuse``/``fuse`` split and rebuild it.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from zoo.hf._common import (
     Architecture,
     Weight,
     activation,
+    attention_projections,
     check_common,
     check_heads,
     head_tied,
     linear,
     norm,
-    qkv_rows,
     refuse,
     refuse_switches,
     require,
@@ -102,7 +102,7 @@ def weights(c: GPTConfig, state: Mapping[str, Tensor] | None) -> Iterator[Weight
         zoo, hf = f"decoder.layers.{i}", f"gpt_neox.layers.{i}"
         yield from norm(f"{zoo}.self_attn_norm", f"{hf}.input_layernorm", True)
         qkv = tuple(f"{hf}.attention.{n}" for n in ("query", "key", "value"))
-        yield from linear(f"{zoo}.self_attn.qkv_proj", qkv, True, qkv_rows(c))
+        yield from attention_projections(f"{zoo}.self_attn", qkv, True)
         yield from linear(f"{zoo}.self_attn.out_proj", f"{hf}.attention.dense", True)
         yield from norm(f"{zoo}.ffn_norm", f"{hf}.post_attention_layernorm", True)
         yield from linear(f"{zoo}.ffn.up_proj", f"{hf}.mlp.dense_h_to_4h", True)

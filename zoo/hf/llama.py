@@ -13,12 +13,12 @@ from zoo.hf._common import (
     Architecture,
     Weight,
     activation,
+    attention_projections,
     check_common,
     check_heads,
     head_tied,
     linear,
     norm,
-    qkv_rows,
     refuse,
     refuse_switches,
     require,
@@ -85,13 +85,13 @@ def hf_config(c: GPTConfig) -> Any:
 
 
 def weights(c: GPTConfig, state: Mapping[str, Tensor] | None) -> Iterator[Weight]:
-    """Zoo ``GPT`` tensors <-> ``LlamaForCausalLM`` tensors; q, k and v stack into ``qkv_proj``."""
+    """Zoo ``GPT`` tensors <-> ``LlamaForCausalLM`` tensors; q, k and v map one to one."""
     yield Weight("embed_tokens.weight", ("model.embed_tokens.weight",))
     for i in range(c.num_layers):
         zoo, hf = f"decoder.layers.{i}", f"model.layers.{i}"
         yield from norm(f"{zoo}.self_attn_norm", f"{hf}.input_layernorm", False)
         qkv = tuple(f"{hf}.self_attn.{n}_proj" for n in "qkv")
-        yield from linear(f"{zoo}.self_attn.qkv_proj", qkv, c.bias, qkv_rows(c))
+        yield from attention_projections(f"{zoo}.self_attn", qkv, c.bias)
         yield from linear(f"{zoo}.self_attn.out_proj", f"{hf}.self_attn.o_proj", c.bias)
         yield from norm(f"{zoo}.ffn_norm", f"{hf}.post_attention_layernorm", False)
         for name in ("gate_proj", "up_proj", "down_proj"):

@@ -14,10 +14,10 @@ from zoo.hf._common import (
     PLAIN_ACTIVATIONS,
     Architecture,
     Weight,
+    attention_projections,
     head_tied,
     linear,
     norm,
-    qkv_rows,
     refuse,
     refuse_switches,
     require,
@@ -86,22 +86,19 @@ def weights(c: T5Config, state: Mapping[str, Tensor] | None) -> Iterator[Weight]
     """Zoo ``T5`` tensors <-> ``T5ForConditionalGeneration`` tensors, encoder then decoder."""
     yield Weight("embed_tokens.weight", ("shared.weight",))
     gated = c.activation in GATED_ACTIVATIONS.values()
-    _, kv, _ = qkv_rows(c)
     for stack, num_layers in (("encoder", c.num_layers), ("decoder", c.num_decoder_layers or c.num_layers)):
         yield Weight(f"{stack}.position_bias.embedding.weight",
                      (f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias.weight",))
         for i in range(num_layers):
             zoo, hf = f"{stack}.layers.{i}", f"{stack}.block.{i}.layer"
             attn = f"{hf}.0.SelfAttention"
-            yield from linear(f"{zoo}.self_attn.qkv_proj", (f"{attn}.q", f"{attn}.k", f"{attn}.v"), False,
-                              qkv_rows(c))
+            yield from attention_projections(f"{zoo}.self_attn", (f"{attn}.q", f"{attn}.k", f"{attn}.v"), False)
             yield from linear(f"{zoo}.self_attn.out_proj", f"{attn}.o", False)
             yield from norm(f"{zoo}.self_attn_norm", f"{hf}.0.layer_norm", False)
             ffn = 1
             if stack == "decoder":
                 cross, ffn = f"{hf}.1.EncDecAttention", 2
-                yield from linear(f"{zoo}.cross_attn.q_proj", f"{cross}.q", False)
-                yield from linear(f"{zoo}.cross_attn.kv_proj", (f"{cross}.k", f"{cross}.v"), False, (kv, kv))
+                yield from attention_projections(f"{zoo}.cross_attn", (f"{cross}.q", f"{cross}.k", f"{cross}.v"), False)
                 yield from linear(f"{zoo}.cross_attn.out_proj", f"{cross}.o", False)
                 yield from norm(f"{zoo}.cross_attn_norm", f"{hf}.1.layer_norm", False)
             dense = f"{hf}.{ffn}.DenseReluDense"

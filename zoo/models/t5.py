@@ -92,16 +92,13 @@ class T5(ZooModel):
             if not isinstance(module, nn.Linear) or module is self.lm_head:
                 continue
             weight = module.weight.data
-            if name.endswith("qkv_proj"):
-                nn.init.normal_(weight[:q_dim], std=(d * dk) ** -0.5)
-                nn.init.normal_(weight[q_dim:], std=d**-0.5)
-            elif name.endswith("q_proj"):
+            if name.endswith("q_proj"):
                 nn.init.normal_(weight, std=(d * dk) ** -0.5)
             elif name.endswith("out_proj"):
                 nn.init.normal_(weight, std=q_dim**-0.5)
             elif name.endswith("down_proj"):
                 nn.init.normal_(weight, std=module.in_features**-0.5)
-            else:  # kv_proj, up_proj, gate_proj
+            else:  # k_proj, v_proj, up_proj, gate_proj
                 nn.init.normal_(weight, std=d**-0.5)
         for stack in (self.encoder, self.decoder):
             if isinstance(stack.position_bias, T5RelativeBias):
