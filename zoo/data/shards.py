@@ -38,12 +38,10 @@ def token_dtype(vocab_size: int) -> np.dtype:
 def encode_documents(tokenizer: Tokenizer, texts: list[str], dtype: np.dtype) -> np.ndarray:
     """Token ids of `texts`, each followed by eos, as one flat array of `dtype`."""
     eos = tokenizer.eos_id
-    if isinstance(tokenizer, CharTokenizer):  # vectorised: ~100x faster than a dict per character
-        parts = []
-        for text in texts:
-            parts.append(tokenizer.encode_array(text))
-            parts.append(np.array([eos], dtype=np.int64))
-        return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype)
+    if isinstance(tokenizer, CharTokenizer):  # one vectorised lookup for the whole batch
+        ids = tokenizer.encode_array("".join(texts))
+        ends = np.cumsum([len(text) for text in texts])  # str lengths are code points, one id each
+        return np.insert(ids, ends, eos).astype(dtype)
     ids = tokenizer.encode_batch(texts)
     total = sum(len(row) for row in ids) + len(ids)
     flat = itertools.chain.from_iterable(itertools.chain(row, (eos,)) for row in ids)
