@@ -163,3 +163,16 @@ def test_bad_values_are_refused_in_one_line(family, fields, message):
     with pytest.raises(ValueError, match=message) as error:
         config(family, **fields)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_all_switches_under_bf16_autocast_and_in_pure_bf16(family):
+    """bf16 queries meet float32 QK-norm weights, router softmax and softcaps: dtypes must reconcile."""
+    fields = dict(SWITCHES["all"], norm_placement="sandwich", norm="rmsnorm_plus_one")
+    ids = random_ids(2, 9)
+    model = build(family, **fields)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = logits(model, family, ids)
+    out.float().sum().backward()
+    assert torch.isfinite(out).all()
+    assert torch.isfinite(logits(build(family, **fields).to(torch.bfloat16), family, ids)).all()
