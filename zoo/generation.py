@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.blocks.attention import frozen_projections
 from zoo.models import BERT, GPT, T5
 
 EarlyStopping = Literal[True, False, "never"]
@@ -337,11 +338,13 @@ def _beam_search(state: _State, config: GenerationConfig, eos: int | None, pad: 
 
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Generation never uses dropout; the model's mode is restored afterwards."""
+    """Generation never uses dropout and never changes weights; the model's mode is restored
+    afterwards."""
     was_training = model.training
     model.eval()
     try:
-        yield
+        with frozen_projections(model):
+            yield
     finally:
         model.train(was_training)
 

@@ -7,9 +7,10 @@ Masks follow ``zoo.blocks.masks``: bool, True = may attend.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import torch
@@ -116,6 +117,21 @@ def _stack(projections: Sequence[nn.Linear]) -> tuple[Tensor, Tensor | None]:
     return weight, bias
 
 
+@contextlib.contextmanager
+def frozen_projections(model: nn.Module) -> Iterator[None]:
+    """Within this block the weights of ``model`` do not change (decoding), so each attention layer
+    may stack its q/k/v weights once instead of per step. Nothing is kept after it: a training step
+    — whatever optimizer, fused or not, updates the weights — never meets a stale stack."""
+    blocks = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    for block in blocks:
+        block._stacked = {}
+    try:
+        yield
+    finally:
+        for block in blocks:
+            block._stacked = None
+
+
 class MultiHeadAttention(nn.Module):
     """One attention class for self, causal-self and cross attention.
 
@@ -189,7 +205,8 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(embed_dim, kv_dim, bias=bias)
         self.v_proj = nn.Linear(embed_dim, kv_dim, bias=bias)
         self.out_proj = nn.Linear(q_dim, embed_dim, bias=bias)
-        self._stacked: dict[tuple[str, ...], tuple[Any, Tensor, Tensor | None]] = {}  # see `project`
+        # Stacked projection weights, kept only inside `frozen_projections` (see `project`).
+        self._stacked: dict[tuple[str, ...], tuple[Tensor, Tensor | None]] | None = None
         self._register_load_state_dict_pre_hook(self._split_fused_weights)
         self.q_norm, self.k_norm = q_norm, k_norm
         self.cross_attention = cross_attention
@@ -197,24 +214,21 @@ class MultiHeadAttention(nn.Module):
     def project(self, x: Tensor, names: Sequence[str]) -> Tensor:
         """``x`` through the projections called ``names`` (``q_proj``, ...), outputs side by side.
 
-        Plain ``nn.Linear`` projections run as one matmul over their stacked weights. Under autograd
-        the stack is rebuilt each call — a copy of the weights, small beside the matmul, through which
-        each weight gets its gradient; without autograd it is kept until a weight changes (its
-        version counter moves), so decoding steps do not copy it per token. A projection an adapter
-        wraps (``peft``'s LoRA layer) is called as a module, each in turn.
+        Plain ``nn.Linear`` projections run as one matmul over their stacked weights, rebuilt each
+        call — a copy of the weights, small beside the matmul, through which each weight gets its
+        gradient. Inside ``frozen_projections`` (generation) the stack is built once and reused, so
+        decoding steps do not copy it per token. A projection an adapter wraps (``peft``'s LoRA
+        layer) is called as a module, each in turn.
         """
         modules = [getattr(self, name) for name in names]
         if not all(type(m) is nn.Linear for m in modules):
             return torch.cat([m(x) for m in modules], dim=-1)
-        if torch.is_grad_enabled():
+        if self._stacked is None or torch.is_grad_enabled():
             return F.linear(x, *_stack(modules))
-        params = [t for m in modules for t in (m.weight, m.bias) if t is not None]
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in params)
-        cached = self._stacked.get(tuple(names))
-        if cached is None or cached[0] != key:
-            cached = (key, *_stack(modules))
-            self._stacked[tuple(names)] = cached
-        return F.linear(x, cached[1], cached[2])
+        key = tuple(names)
+        if key not in self._stacked:
+            self._stacked[key] = _stack(modules)
+        return F.linear(x, *self._stacked[key])
 
     def _split_fused_weights(self, state_dict: dict[str, Tensor], prefix: str, *args: Any) -> None:
         """Load-time hook: a checkpoint of the fused layout holds ``qkv_proj`` (self-attention) or
