@@ -59,6 +59,11 @@ class GenerationConfig:
             (T5's convention).
         use_cache: Reuse keys/values of earlier steps (fast); False recomputes the whole
             sequence every step (the reference the cache is tested against).
+        crop_context: A decoder with a learned position table may run past ``max_seq_len``: once
+            prompt + new tokens overflow the table, each step reads only the last ``max_seq_len``
+            tokens, at positions 0.., as nanoGPT does (the cache cannot survive a slide, so those
+            steps are uncached). False = refuse in one line. Other position schemes have no table
+            and never crop; an encoder-decoder's input must still fit.
         seed: Seeds a fresh ``torch.Generator`` for sampling (or pass ``generator=``).
     """
 
@@ -75,6 +80,7 @@ class GenerationConfig:
     pad_token_id: int | None = None
     decoder_start_token_id: int | None = None
     use_cache: bool = True
+    crop_context: bool = False
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -138,14 +144,21 @@ def _suppress(logits: Tensor, token_id: int) -> Tensor:
 
 class _CausalState:
     """A decoder-only model over a left-padded prompt. Positions count real tokens only
-    (``cumsum(attention_mask) - 1``), so each row sees the positions it would see alone."""
+    (``cumsum(attention_mask) - 1``), so each row sees the positions it would see alone.
 
-    def __init__(self, model: GPT, input_ids: Tensor, attention_mask: Tensor | None, use_cache: bool, room: int):
+    With a ``window`` (``crop_context`` on a learned table), a sequence longer than the window is
+    read as its last ``window`` tokens, positions restarting at 0: every such step is a fresh,
+    uncached forward, since sliding the window moves every key to another position."""
+
+    def __init__(
+        self, model: GPT, input_ids: Tensor, attention_mask: Tensor | None, use_cache: bool, room: int,
+        window: int | None = None,
+    ):
         b, s = input_ids.shape
-        self.model, self.length = model, s
+        self.model, self.length, self.window = model, s, window
         self.cache = model.new_cache() if use_cache else None
         if use_cache:
-            self.cache.reserve(s + room)
+            self.cache.reserve(s + room if window is None else min(s + room, window))
         padded = attention_mask is not None and not bool(attention_mask.all())
         # Buffers sized for the whole run, so steps slice instead of concatenating.
         self.ids = torch.cat((input_ids, input_ids.new_zeros(b, room)), dim=1)
@@ -159,11 +172,24 @@ class _CausalState:
 
     def _forward(self, start: int, end: int) -> Tensor:
         """Logits of the last token after feeding tokens ``start:end`` (all of ``:end`` uncached)."""
+        if self.window is not None and end > self.window:
+            return self._forward_cropped(end)
         if self.cache is None:
             start = 0
         mask = self.mask[:, :end] if self.mask is not None else None
         positions = self.positions[:, start:end] if self.positions is not None else None
         logits = self.model(self.ids[:, start:end], mask, position_ids=positions, cache=self.cache)
+        return logits[:, -1]  # (b, v)
+
+    def _forward_cropped(self, end: int) -> Tensor:
+        """Logits of the last token reading only tokens ``end - window:end``, at positions from 0."""
+        self.cache = None  # positions restart in every window: no earlier key is valid any more
+        start = end - self.window
+        mask = positions = None
+        if self.mask is not None:
+            mask = self.mask[:, start:end]
+            positions = (mask.long().cumsum(dim=-1) - 1).clamp(min=0)  # (b, window)
+        logits = self.model(self.ids[:, start:end], mask, position_ids=positions)
         return logits[:, -1]  # (b, v)
 
     def start(self) -> Tensor:
@@ -373,9 +399,11 @@ def _check_prompt(model: GPT | T5, input_ids: Tensor, attention_mask: Tensor | N
                              "pad on the left, as Hugging Face does with padding_side='left'")
     c = model.config
     if isinstance(model, T5):
-        c.check_sequence_length(s, "prompt length")
-        c.check_sequence_length(config.max_new_tokens, "max_new_tokens")
-    else:
+        # crop_context is for decoders: an encoder input cut short would change the task itself.
+        not_t5 = " (crop_context applies to decoder-only models, not T5)" if config.crop_context else ""
+        c.check_sequence_length(s, f"prompt length{not_t5}")
+        c.check_sequence_length(config.max_new_tokens, f"max_new_tokens{not_t5}")
+    elif not config.crop_context:  # with it, the window slides over whatever does not fit
         n = config.max_new_tokens
         c.check_sequence_length(s + n, f"prompt length {s} + max_new_tokens={n} =")
 
@@ -404,6 +432,7 @@ def generate(
     pad_token_id: int | None = None,
     decoder_start_token_id: int | None = None,
     use_cache: bool = True,
+    crop_context: bool = False,
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -426,13 +455,15 @@ def generate(
 
     Raises:
         ValueError: An option out of range, a BERT model (use ``fill_mask``), or a prompt that
-            does not fit a learned position table; the message names the value.
+            does not fit a learned position table (unless ``crop_context``); the message names
+            the value.
     """
     config = GenerationConfig(
         max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, do_sample=do_sample,
         temperature=temperature, top_k=top_k, top_p=top_p, num_beams=num_beams, length_penalty=length_penalty,
         early_stopping=early_stopping, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-        decoder_start_token_id=decoder_start_token_id, use_cache=use_cache, seed=seed,
+        decoder_start_token_id=decoder_start_token_id, use_cache=use_cache, crop_context=crop_context,
+        seed=seed,
     )
     model = _unwrap(model)
     if isinstance(model, BERT):
@@ -460,7 +491,9 @@ def generate(
             state: _State = _Seq2SeqState(model, input_ids, attention_mask, config.use_cache, room, start_id)
             prefix = torch.full((input_ids.shape[0], 1), start_id, dtype=torch.long, device=device)
         else:
-            state = _CausalState(model, input_ids, attention_mask, config.use_cache, room)
+            learned = model.config.position == "learned"
+            window = model.config.max_seq_len if config.crop_context and learned else None
+            state = _CausalState(model, input_ids, attention_mask, config.use_cache, room, window)
             prefix = input_ids.long()
         if config.num_beams > 1:
             new_tokens = _beam_search(state, config, eos, pad)

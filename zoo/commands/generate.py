@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--length-penalty", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
     parser.add_argument("--no-cache", action="store_true", help="recompute every step (the slow reference path)")
+    parser.add_argument("--crop-context", action="store_true",
+                        help="decoders with a learned position table: go past max_seq_len by reading only the "
+                             "last max_seq_len tokens (as nanoGPT does) instead of refusing")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts generated together")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--jsonl", action="store_true", help="print JSON lines with the exact text")
@@ -188,6 +191,7 @@ def complete(model: GPT | T5, tokenizer: Tokenizer, prompts: list[str], args: ar
         max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, do_sample=args.do_sample,
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
         length_penalty=args.length_penalty, use_cache=not args.no_cache,
+        crop_context=args.crop_context,
         eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id,
     )
     for chunk in batches(prompts, args.batch_size):
