@@ -84,16 +84,16 @@ def test_validate_resume_and_second_run_in_same_directory(workdir):
     assert torch.load(last, weights_only=True)["global_step"] == 6
 
 
-def test_checkpoint_from_other_tokenizer_is_refused_in_one_line(workdir, cache_dir):
+def test_validate_with_a_checkpoint_reads_its_tokenizer(workdir, cache_dir):
+    """A checkpoint records its tokenizer; `--ckpt_path` uses it even when the data settings would
+    train another (another tokenizer given explicitly is refused: tests/test_checkpoints.py)."""
     gpt = REPO / "configs" / "gpt_clm.yaml"
     fit = run(["fit", *smoke(gpt)])
     last = Path(fit.trainer.checkpoint_callback.dirpath) / "last.ckpt"
     result = zoo_subprocess("validate", *smoke(gpt, "--data.init_args.vocab_size", "1100"), "--ckpt_path", str(last),
                             cwd=workdir, cache_dir=cache_dir)
-    assert result.returncode != 0
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("zoo: error:") and "vocab_size" in last_line
-    assert "Traceback" not in result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "val_loss" in result.stdout + result.stderr and "Traceback" not in result.stderr
 
 
 def test_ddp_two_cpu_processes(workdir, cache_dir):
