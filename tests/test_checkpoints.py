@@ -153,6 +153,17 @@ def test_cli_door_refuses_a_bad_checkpoint_in_one_line(real, bad, workdir, monke
     assert_no_code_ran(bad)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["truncated", "malicious", "other_family"])
+def test_ckpt_path_last_goes_through_the_same_checks(real, bad, workdir, monkeypatch, capfd, fault):
+    """`--ckpt_path last` resolves to <checkpoint.dirpath>/last.ckpt, which meets the loader too."""
+    (workdir / "ck").mkdir()
+    shutil.copy(fault_file(fault, real, bad), workdir / "ck" / "last.ckpt")
+    message = zoo_main(monkeypatch, capfd, ["fit", *smoke(), "--checkpoint.dirpath", "ck", "--ckpt_path", "last"])
+    assert_one_line(message, Path("ck") / "last.ckpt", FAULTS[fault])
+    assert_no_code_ran(bad)
+
+
 def tokenizer_file(checkpoint: Path) -> str:
     return torch.load(checkpoint, weights_only=True)["TextDataModule"]["tokenizer_file"]
 

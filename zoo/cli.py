@@ -145,7 +145,11 @@ class ZooCLI(LightningCLI):
         if "weights_only" in self.config[subcommand]:
             self.config[subcommand]["weights_only"] = True
         name = str(ckpt_path)
-        if name in ("last", "best", "hpc") or name.startswith("registry") or "://" in name:
+        dirpath = self.config[subcommand].get("checkpoint", {}).get("dirpath")
+        if name == "last" and dirpath and (Path(dirpath) / "last.ckpt").is_file():
+            # The file Lightning would resolve `last` to, through the same checks as a named file.
+            ckpt_path = self.config[subcommand]["ckpt_path"] = str(Path(dirpath) / "last.ckpt")
+        elif name in ("last", "best", "hpc") or name.startswith("registry") or "://" in name:
             return
         model = self.config[subcommand].get("model")
         wanted = _import_class(model.class_path) if model is not None and model.get("class_path") else None
