@@ -57,7 +57,14 @@ from zoo.data.objectives import (
 )
 from zoo.data.shards import SHARD_VERSION, TokenBlocks, check_meta, read_meta, write_shards
 from zoo.data.splits import unit_hash
-from zoo.data.tokenizers import NUM_SENTINELS, Tokenizer, cached_tokenizer_file, load_tokenizer
+from zoo.data.tokenizers import (
+    NUM_SENTINELS,
+    Tokenizer,
+    TokenizerKind,
+    cached_tokenizer_file,
+    check_tokenizer_kind,
+    load_tokenizer,
+)
 
 Objective = Literal["mlm", "clm", "span"]
 Split = Literal["train", "validation"]
@@ -192,7 +199,7 @@ class TextDataModule(L.LightningDataModule):
         text_field: str = "text",
         dataset_name: str | None = None,
         streaming: bool = False,
-        tokenizer: Literal["sentencepiece", "char"] = "sentencepiece",
+        tokenizer: TokenizerKind = "sentencepiece",
         tokenizer_path: str | None = None,
         vocab_size: int = 8000,
         max_seq_len: int = 128,
@@ -211,10 +218,7 @@ class TextDataModule(L.LightningDataModule):
             objective in ("mlm", "clm", "span"),
             f"objective must be one of ['clm', 'mlm', 'span'], got {objective!r}",
         )
-        _check(
-            tokenizer in ("sentencepiece", "char"),
-            f"tokenizer must be 'sentencepiece' or 'char', got {tokenizer!r}",
-        )
+        check_tokenizer_kind(tokenizer)
         _check(vocab_size >= 1, f"vocab_size must be >= 1, got {vocab_size}")
         min_len = {"clm": 2, "mlm": 3, "span": 4}[objective]
         _check(
