@@ -192,6 +192,23 @@ class LanguageModelTask(L.LightningModule):
         if data_len is not None:
             self.config.check_sequence_length(data_len, "data max_seq_len")
 
+    def configure_model(self) -> None:
+        """Shard with FSDP2 when the strategy provides a device mesh (``zoo.strategies.FSDP2``,
+        ``configs/scale/fsdp.yaml``): each transformer layer is its own unit, gathered only while
+        it runs, and the model root holds the rest (embeddings, tied head, final norm). Other
+        strategies set no mesh, and nothing changes."""
+        from torch.distributed.fsdp import FSDPModule, fully_shard
+
+        from zoo.blocks.layers import EncoderLayer
+
+        if self._device_mesh is None or isinstance(self.model, FSDPModule):  # not sharding, or done
+            return
+        mesh = self._device_mesh["data_parallel"]
+        for module in self.model.modules():
+            if isinstance(module, EncoderLayer):  # DecoderLayer included
+                fully_shard(module, mesh=mesh)
+        fully_shard(self.model, mesh=mesh)
+
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "train")
 
