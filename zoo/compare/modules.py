@@ -113,6 +113,10 @@ class SuiteTask(L.LightningModule):
             self.tokens_seen += work.tokens
             self.flops_seen += self.flops(work)
             self.log("train_loss", loss, on_step=True, on_epoch=False, batch_size=size)
+            aux = self.model.aux_loss()  # mixture-of-experts load balancing, as zoo fit's tasks add it
+            if aux is not None:
+                self.log("train_aux_loss", aux, on_step=True, on_epoch=False, batch_size=size)
+                loss = loss + aux
             return loss
         metrics = getattr(self, f"{stage}_metrics")
         self.update_metrics(metrics, batch, logits.detach().float(), labels)
