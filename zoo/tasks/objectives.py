@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.models import BertConfig, GPTConfig, T5Config
@@ -45,7 +46,9 @@ class CausalLM(LanguageModelTask):
     def logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         logits = self.model(batch["input_ids"], batch.get("attention_mask"))  # (b, t, v)
         labels = batch.get("labels", batch["input_ids"])
-        return logits[:, :-1], labels[:, 1:]
+        # Shift the labels, not the logits: flattening a slice of the logits for the loss copies all
+        # (b, t, v) of them, forward and backward. The last position predicts nothing.
+        return logits, F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
 
 
 class Seq2SeqLM(LanguageModelTask):
