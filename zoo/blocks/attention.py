@@ -27,6 +27,7 @@ from zoo.blocks.masks import (
     unblock_empty_rows,
 )
 from zoo.blocks.positions import apply_rotary
+from zoo.blocks.sdpa import sdpa_attention
 from zoo.blocks.softcap import softcap as cap_scores
 
 __all__ = ["KVCache", "MultiHeadAttention", "SlidingWindowCache", "eager_attention", "prepare_attention_mask"]
@@ -71,9 +72,9 @@ def eager_attention(
     return weights @ v  # (b, h, t, d)
 
 
+# "sdpa": F.scaled_dot_product_attention, with the math path where it is faster (zoo.blocks.sdpa);
 # "flex": FlexAttention for the masks a stack prepares as a ``FlexMask`` (zoo.blocks.flex), SDPA otherwise.
-ATTENTION_FUNCTIONS = {"sdpa": F.scaled_dot_product_attention, "eager": eager_attention,
-                       "flex": flex_attention_function}
+ATTENTION_FUNCTIONS = {"sdpa": sdpa_attention, "eager": eager_attention, "flex": flex_attention_function}
 
 
 def prepare_attention_mask(

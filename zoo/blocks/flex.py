@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.blocks.positions import ALiBi, T5RelativeBias, t5_relative_bucket
+from zoo.blocks.sdpa import sdpa_attention
 
 try:  # torch >= 2.5
     from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
@@ -236,10 +236,11 @@ def flex_attention_function(
     enable_gqa: bool = False,
 ) -> Tensor:
     """``F.scaled_dot_product_attention``'s signature; a ``FlexMask`` goes through FlexAttention,
-    anything else (a dense mask, a cross-attention padding mask, a decoding step) through SDPA."""
+    anything else (a dense mask, a cross-attention padding mask, a decoding step) through
+    ``zoo.blocks.sdpa.sdpa_attention``."""
     if not isinstance(attn_mask, FlexMask):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
-                                              is_causal=is_causal, scale=scale, enable_gqa=enable_gqa)
+        return sdpa_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale,
+                              enable_gqa=enable_gqa)
     if dropout_p > 0:
         raise ValueError("FlexAttention has no attention dropout; the stack should have prepared a dense mask")
     attend = flex_attention if torch.compiler.is_compiling() or not COMPILE_KERNELS else _compiled_flex()
