@@ -1,12 +1,29 @@
 """Training speed: a zoo model's forward + backward + AdamW step against the same model in
-``transformers``, same weights (``zoo.hf.to_hf``), same batches, same process.
+``transformers`` — same weights (``zoo.hf.to_hf``), same batches, same optimizer, same process.
 
-Runs alternate between the implementations so that load from other processes hits both alike; each
-cell is the median over ``--repeats`` rounds of ``--steps`` steps. Also checks that the first losses
-agree. Prints a markdown table of tokens per second and the zoo / transformers ratio.
+Every family × {fp32, bf16-mixed} × {eager, compiled} × sequence {128, 512}. A *cell* is (family,
+precision, sequence); within a cell the four settings (zoo / transformers × eager / compiled) run in
+alternating rounds, so load from other processes hits them alike, and each setting's time is the
+median over ``--repeats`` rounds of ``--steps`` steps. bf16-mixed is what Lightning's
+``precision="bf16-mixed"`` does: float32 weights and optimizer, ``torch.autocast(bfloat16)`` around
+forward and loss. "compiled" is what ``--compile.enabled true`` does for the zoo
+(``zoo.speed.compile_model`` on the stacks, and the loss compiled) and ``model.compile()`` for
+transformers (its forward, loss included). Each side computes its loss its own way: the zoo with
+``zoo.tasks.losses.token_cross_entropy`` (what its tasks use), transformers with its ``labels=`` loss.
 
-    python benchmarks/training.py                         # GPT-2, LLaMA, BERT, T5; 4 layers, width 256
-    python benchmarks/training.py --families gpt2 --seq-len 512 --batch-size 4
+Reported per cell: tokens/s of each setting, the best zoo setting over the best transformers one,
+MFU of both best settings (model FLOPs from ``zoo.flops`` over the machine's matmul peak, measured
+at start-up in the cell's precision), the tensor memory one step allocates above what was live
+before it (activations, gradients, temporaries; torch.profiler's allocator events), and the
+difference of the first losses (same weights, same batch: ~0). The last line is
+
+    zoo/transformers: min X.XX× median Y.YY× bf16 median Z.ZZ×
+
+over all cells (min, median) and over the bf16 cells.
+
+    python benchmarks/training.py                 # the full matrix: 16 cells, ~40 min on 2 CPU cores
+    python benchmarks/training.py --quick         # seq 128, 2 layers, eager only: ~2 min
+    python benchmarks/training.py --families gpt2 --precisions bf16 --seq-lens 512
 
 Needs ``transformers`` (``pip install -e ".[hf]"``); nothing is downloaded.
 """
@@ -14,19 +31,30 @@ Needs ``transformers`` (``pip install -e ".[hf]"``); nothing is downloaded.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
+import warnings
 from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
+from zoo.flops import forward_flops
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
+from zoo.speed import compile_model, measure_matmul_peak
+from zoo.tasks.losses import compiled_token_cross_entropy, token_cross_entropy
+
+FAMILIES = ("gpt2", "llama", "bert", "t5")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+MODES = ("eager", "compiled")
+IMPLEMENTATIONS = ("zoo", "transformers")
 
 
-def build(family: str, args: argparse.Namespace) -> torch.nn.Module:
+def build(family: str, args: argparse.Namespace, seq_len: int) -> torch.nn.Module:
     size = dict(vocab_size=args.vocab_size, embed_dim=args.hidden, num_layers=args.layers, num_heads=args.heads,
-                max_seq_len=args.seq_len, dropout=0.0)
+                max_seq_len=seq_len, dropout=0.0)
     if family == "gpt2":
         return GPT(GPTConfig(**size, activation="gelu_tanh"))
     if family == "llama":
@@ -36,80 +64,209 @@ def build(family: str, args: argparse.Namespace) -> torch.nn.Module:
     return T5(T5Config(**size))
 
 
-def step_fns(family: str, zoo: torch.nn.Module, hf: torch.nn.Module, ids: torch.Tensor
+def loss_fns(family: str, zoo: torch.nn.Module, hf: torch.nn.Module, ids: torch.Tensor,
+             cross_entropy: Callable[..., torch.Tensor] = token_cross_entropy,
              ) -> tuple[Callable[[], torch.Tensor], Callable[[], torch.Tensor]]:
-    """``(zoo_loss, hf_loss)``: each computes the same loss on ``ids`` with its own model."""
-    labels = ids.clone()
+    """``(zoo_loss, hf_loss)``: the same loss on ``ids``, each computed the implementation's own way
+    (the zoo's with ``cross_entropy``: ``token_cross_entropy``, compiled in the compiled setting as
+    ``CompileModel`` does)."""
     if family == "t5":
         dec = torch.cat((torch.zeros_like(ids[:, :1]), ids[:, :-1]), dim=1)
-        return (lambda: F.cross_entropy(zoo(ids, dec).flatten(0, 1), labels.flatten()),
-                lambda: hf(input_ids=ids, decoder_input_ids=dec, labels=labels).loss)
+        return (lambda: cross_entropy(zoo(ids, dec).flatten(0, 1), ids.flatten()),
+                lambda: hf(input_ids=ids, decoder_input_ids=dec, labels=ids).loss)
     if family == "bert":
-        return (lambda: F.cross_entropy(zoo(ids).flatten(0, 1), labels.flatten()),
-                lambda: F.cross_entropy(hf(input_ids=ids).logits.flatten(0, 1), labels.flatten()))
-    return (lambda: F.cross_entropy(zoo(ids)[:, :-1].flatten(0, 1), labels[:, 1:].flatten()),
-            lambda: hf(input_ids=ids, labels=labels).loss)
+        return (lambda: cross_entropy(zoo(ids).flatten(0, 1), ids.flatten()),
+                lambda: hf(input_ids=ids, labels=ids).loss)
+    # Next-token: shift the labels, not the logits (slicing logits would copy them), as transformers does.
+    shifted = torch.cat((ids[:, 1:], torch.full_like(ids[:, :1], -100)), dim=1)
+    return (lambda: cross_entropy(zoo(ids).flatten(0, 1), shifted.flatten()),
+            lambda: hf(input_ids=ids, labels=ids).loss)
 
 
-def train_steps(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int) -> float:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+@dataclass
+class Setting:
+    """One implementation × mode of a cell, with its own model copy and optimizer."""
+
+    implementation: str
+    mode: str
+    model: torch.nn.Module
+    loss: Callable[[], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    times: list[float] = field(default_factory=list)
+    memory: float | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.implementation} {self.mode}"
+
+
+def train_steps(setting: Setting, steps: int, dtype: torch.dtype) -> float:
+    autocast = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else nullcontext()
     start = time.perf_counter()
     for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn().backward()
-        optimizer.step()
+        setting.optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = setting.loss()
+        loss.backward()
+        setting.optimizer.step()
     return time.perf_counter() - start
 
 
-def run_family(family: str, args: argparse.Namespace) -> dict:
+def step_memory(setting: Setting, dtype: torch.dtype) -> float | None:
+    """Peak bytes of tensors one step allocates above those live before it, from the allocator
+    events torch.profiler records (compiled kernels allocate through the same allocator)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            train_steps(setting, 1, dtype)
+        events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                        if e.name() == "[memory]")
+    except (AttributeError, RuntimeError):  # the profiler's result API is not public; report nothing
+        return None
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return float(peak)
+
+
+def run_cell(family: str, precision: str, seq_len: int, args: argparse.Namespace, peaks: dict[str, float]) -> dict:
     from zoo.hf import to_hf
 
+    dtype = PRECISIONS[precision]
+    batch_size = max(1, args.batch_tokens // seq_len)
     torch.manual_seed(0)
-    zoo = build(family, args).train()
+    zoo = build(family, args, seq_len).train()
     hf = to_hf(zoo).train()
     hf.config.use_cache = False
-    ids = torch.randint(10, args.vocab_size, (args.batch_size, args.seq_len),
-                        generator=torch.Generator().manual_seed(0))
-    zoo_loss, hf_loss = step_fns(family, zoo, hf, ids)
-    with torch.no_grad():
-        first = (float(zoo_loss()), float(hf_loss()))
-    train_steps(zoo, zoo_loss, 2), train_steps(hf, hf_loss, 2)  # warm-up
-    times: dict[str, list[float]] = {"zoo": [], "transformers": []}
-    for _ in range(args.repeats):
-        times["zoo"].append(train_steps(zoo, zoo_loss, args.steps))
-        times["transformers"].append(train_steps(hf, hf_loss, args.steps))
-    tokens = args.batch_size * args.seq_len * args.steps
-    speed = {name: tokens / statistics.median(values) for name, values in times.items()}
-    return {"family": family, "zoo": speed["zoo"], "hf": speed["transformers"], "loss_diff": abs(first[0] - first[1])}
+    ids = torch.randint(10, args.vocab_size, (batch_size, seq_len), generator=torch.Generator().manual_seed(0))
+    autocast = torch.autocast("cpu", dtype=dtype) if dtype != torch.float32 else nullcontext()
+    zoo_loss, hf_loss = loss_fns(family, zoo, hf, ids)
+    with torch.no_grad(), autocast:
+        loss_diff = abs(float(zoo_loss()) - float(hf_loss()))
+
+    settings = []
+    for mode in args.modes:
+        for implementation, model in (("zoo", zoo), ("transformers", hf)):
+            if mode == "compiled":
+                model = copy.deepcopy(model)
+                if implementation == "zoo":
+                    compile_model(model, dynamic=False)
+                else:
+                    model.compile(dynamic=False)
+            zoo_ce = compiled_token_cross_entropy() if mode == "compiled" else token_cross_entropy
+            pair = loss_fns(family, model if implementation == "zoo" else zoo,
+                            model if implementation == "transformers" else hf, ids, zoo_ce)
+            loss = pair[0] if implementation == "zoo" else pair[1]
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+            settings.append(Setting(implementation, mode, model, loss, optimizer))
+
+    for setting in settings:  # warm-up: compilation, allocator, caches
+        train_steps(setting, args.warmup, dtype)
+    for round_index in range(args.repeats):
+        # Rotate the order each round, so no setting always follows the same one.
+        shift = round_index % len(settings)
+        for setting in settings[shift:] + settings[:shift]:
+            setting.times.append(train_steps(setting, args.steps, dtype))
+    if not args.no_memory:
+        for setting in settings:
+            setting.memory = step_memory(setting, dtype)
+
+    tokens = batch_size * seq_len * args.steps
+    target = seq_len if family == "t5" else None
+    step_flops = 3 * forward_flops(zoo.config, batch_size, seq_len, target_len=target)
+    speed = {s.name: tokens / statistics.median(s.times) for s in settings}
+    best = {impl: max((s for s in settings if s.implementation == impl), key=lambda s: speed[s.name])
+            for impl in IMPLEMENTATIONS}
+    peak = peaks[precision]
+    mfu = {impl: step_flops * args.steps * speed[best[impl].name] / tokens / peak for impl in IMPLEMENTATIONS}
+    return {"family": family, "precision": precision, "seq_len": seq_len, "batch_size": batch_size,
+            "speed": speed, "best": {impl: best[impl].name for impl in IMPLEMENTATIONS},
+            "ratio": speed[best["zoo"].name] / speed[best["transformers"].name], "mfu": mfu,
+            "memory": {impl: best[impl].memory for impl in IMPLEMENTATIONS}, "loss_diff": loss_diff}
+
+
+def summary_line(rows: list[dict]) -> str:
+    """``zoo/transformers: min X.XX× median Y.YY× bf16 median Z.ZZ×`` (n/a where no cell has it)."""
+    ratios = [r["ratio"] for r in rows]
+    bf16 = [r["ratio"] for r in rows if r["precision"] == "bf16"]
+
+    def fmt(values: list[float], fn: Callable[[list[float]], float]) -> str:
+        return f"{fn(values):.2f}×" if values else "n/a"
+
+    return (f"zoo/transformers: min {fmt(ratios, min)} median {fmt(ratios, statistics.median)} "
+            f"bf16 median {fmt(bf16, statistics.median)}")
+
+
+def table(rows: list[dict], modes: list[str]) -> list[str]:
+    settings = [f"{impl} {mode}" for impl in IMPLEMENTATIONS for mode in modes]
+    head = ["family", "precision", "seq × batch", *(f"{s} tok/s" for s in settings), "zoo / transformers",
+            "MFU zoo", "MFU transformers", "step MiB zoo / transformers", "first-loss Δ"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
+
+    def mib(value: float | None) -> str:
+        return f"{value / 2**20:.0f}" if value is not None else "–"
+
+    for r in rows:
+        cells = [r["family"], r["precision"], f"{r['seq_len']} × {r['batch_size']}"]
+        for s in settings:
+            mark = "**" if s in r["best"].values() else ""
+            cells.append(f"{mark}{r['speed'][s]:.0f}{mark}")
+        cells += [f"{r['ratio']:.2f}×", f"{100 * r['mfu']['zoo']:.0f} %", f"{100 * r['mfu']['transformers']:.0f} %",
+                  f"{mib(r['memory']['zoo'])} / {mib(r['memory']['transformers'])}", f"{r['loss_diff']:.1e}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=["gpt2", "llama", "bert", "t5"],
-                        choices=["gpt2", "llama", "bert", "t5"])
-    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
+    parser.add_argument("--modes", nargs="+", default=None, choices=MODES, help="default: both (--quick: eager)")
+    parser.add_argument("--seq-lens", nargs="+", type=int, default=None, help="default: 128 512 (--quick: 128)")
+    parser.add_argument("--layers", type=int, default=None, help="default: 4 (--quick: 2)")
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--vocab-size", type=int, default=8000)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=5, help="training steps per timed round")
-    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per implementation (median)")
+    parser.add_argument("--vocab-size", type=int, default=8192)
+    parser.add_argument("--batch-tokens", type=int, default=1024, help="tokens per batch (batch = this / seq len)")
+    parser.add_argument("--steps", type=int, default=None, help="steps per timed round (default 3; --quick 2)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per setting (default 5; --quick 3)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per setting first (compilation)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--no-memory", action="store_true", help="skip the profiled memory step")
+    parser.add_argument("--quick", action="store_true", help="a fast pass: seq 128, 2 layers, eager, fewer rounds")
     args = parser.parse_args()
+    quick = args.quick
+    args.modes = args.modes or (["eager"] if quick else list(MODES))
+    args.seq_lens = args.seq_lens or ([128] if quick else [128, 512])
+    args.layers = args.layers or (2 if quick else 4)
+    args.steps = args.steps or (2 if quick else 3)
+    args.repeats = args.repeats or (3 if quick else 5)
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    rows = [run_family(family, args) for family in args.families]
-    print(f"forward + backward + AdamW, batch {args.batch_size} x {args.seq_len} tokens; {args.layers} layers, "
-          f"width {args.hidden}, {args.heads} heads, vocab {args.vocab_size}; fp32; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads\n")
-    print("| model | zoo tokens/s | transformers tokens/s | zoo / transformers | first-loss difference |")
-    print("|---|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['family']} | {r['zoo']:.0f} | {r['hf']:.0f} | {r['zoo'] / r['hf']:.2f}× | {r['loss_diff']:.1e} |")
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+    peaks = {p: measure_matmul_peak(PRECISIONS[p], seconds=2.0) for p in args.precisions}
+    print(f"forward + backward + AdamW (fused), {args.batch_tokens} tokens per batch; {args.layers} layers, width "
+          f"{args.hidden}, {args.heads} heads, vocab {args.vocab_size}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; median of {args.repeats} rounds × {args.steps} steps; measured "
+          "matmul peak " + ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s" for p, v in peaks.items()), flush=True)
+    rows = []
+    for family in args.families:
+        for precision in args.precisions:
+            for seq_len in args.seq_lens:
+                rows.append(run_cell(family, precision, seq_len, args, peaks))
+                r = rows[-1]
+                print(f"  {family} {precision} {seq_len}: " + ", ".join(f"{k} {v:.0f}" for k, v in r["speed"].items())
+                      + f" tok/s -> {r['ratio']:.2f}×", flush=True)
+    print()
+    print("\n".join(table(rows, args.modes)))
+    print()
+    print(summary_line(rows))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from torch import nn
 from zoo.blocks.stack import TransformerStack
 from zoo.flops import batch_tokens, training_flops
 from zoo.models.config import TransformerConfig
+from zoo.tasks.losses import compiled_token_cross_entropy, token_cross_entropy
 
 # Datasheet dense bf16/fp16 tensor-core peaks (FLOP/s), for GPUs whose name contains the key. Lightning
 # has a table too, but lists the H200 at its sparse figure (2.0e15) and misses plain "NVIDIA H200".
@@ -51,8 +52,9 @@ def compile_model(
 
     The stacks hold the layers, masks and positions — nearly all of a step's work — and every path
     runs through them: ``forward``, BERT's ``encode`` under the masked-LM head, T5's ``encode`` and
-    ``decode``, and each decoding step of ``zoo.generation.generate``. Embedding lookups, output
-    heads and the loss stay eager; they are single large kernels already. ``nn.Module.compile``
+    ``decode``, and each decoding step of ``zoo.generation.generate``. Embedding lookups and output
+    heads stay eager: they are single large kernels already (``CompileModel`` compiles the loss on
+    its own). ``nn.Module.compile``
     leaves the module tree and ``state_dict`` keys as they were, so checkpoints are unchanged.
     Already-compiled stacks are left alone.
 
@@ -80,7 +82,8 @@ def is_compiled(model: nn.Module) -> bool:
 
 
 class CompileModel(Callback):
-    """Compile the task's model before the first step (``compile_model``); off unless ``enabled``.
+    """Compile the task's model before the first step (``compile_model``), and its loss
+    (``zoo.tasks.losses.token_cross_entropy``); off unless ``enabled``.
 
     From YAML: ``compile: {enabled: true}`` (or ``--compile.enabled true``). Compiling takes tens of
     seconds on a CPU and pays off over long runs; the eager model is the reference it is tested
@@ -108,9 +111,12 @@ class CompileModel(Callback):
         self.enabled, self.backend, self.mode, self.fullgraph, self.dynamic = enabled, backend, mode, fullgraph, dynamic
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.enabled:
-            compile_model(pl_module, backend=self.backend, mode=self.mode, fullgraph=self.fullgraph,
-                          dynamic=self.dynamic)
+        if not self.enabled:
+            return
+        compile_model(pl_module, backend=self.backend, mode=self.mode, fullgraph=self.fullgraph, dynamic=self.dynamic)
+        if getattr(pl_module, "loss_fn", None) is token_cross_entropy:  # the loss fuses into one pass too
+            pl_module.loss_fn = (compiled_token_cross_entropy() if self.backend == "inductor" and self.mode is None
+                                 else torch.compile(token_cross_entropy, backend=self.backend, mode=self.mode))
 
 
 # ---------------------------------------------------------------------------------------------

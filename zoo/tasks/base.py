@@ -100,6 +100,8 @@ class LanguageModelTask(L.LightningModule):
     family: ClassVar[Family]  # from zoo.models.registry; model_class and config_class follow from it
     model_class: ClassVar[type[ZooModel]]
     config_class: ClassVar[type[TransformerConfig]]
+    # The training loss; zoo.speed.CompileModel swaps in its compiled form on the instance.
+    loss_fn: Callable[..., Tensor] = staticmethod(token_cross_entropy)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -172,7 +174,7 @@ class LanguageModelTask(L.LightningModule):
     def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
         logits, labels = self.logits_and_labels(batch)
         # float32 loss without a float32 copy of the logits (zoo.tasks.losses: a third of a bf16 step).
-        loss = token_cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        loss = self.loss_fn(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
         batch_size = labels.shape[0]
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train",
                  batch_size=batch_size, sync_dist=stage != "train")
