@@ -7,7 +7,8 @@ family-neutral batches (``zoo.compare.data``) into model inputs, through the mod
   long as their sources (copy, reverse, sort).
 - classification. Encoder-decoder: the decoder's first step (the start token, cross-attending to
   the encoder) → head. Decoder-only: the last token of ``text </s>`` → head. Encoder-only: the
-  mean of the encoder states → the MLM head's transform (dense, activation, norm) → head.
+  mean of the encoder states → the MLM head's transform (dense, activation, norm) → head. These
+  are ``zoo.models.heads.sequence_features``, what ``zoo fit``'s classifiers read.
 - lm. Encoder-decoder: the encoder reads the first half of a block, the decoder predicts the
   second. Decoder-only: next token at every position. Encoder-only: not possible (it sees the
   whole sequence).
@@ -36,6 +37,7 @@ from zoo.data.tokenizers import Tokenizer
 from zoo.generation import generate
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
+from zoo.models.heads import sequence_features
 from zoo.models.registry import Shape, get_family
 
 
@@ -211,12 +213,9 @@ class EncoderDecoderRunner(Runner):
         return _until_eos(out[:, 1:], self.eos)
 
     def features(self, batch: Mapping[str, Any]) -> Tensor:
-        device = batch["input_ids"].device
         texts = _rows(batch["input_ids"], batch["attention_mask"])
-        input_ids, mask = _pad_both([t + [self.eos] for t in texts], self.pad, device)
-        encoded = self.model.encode(input_ids, mask)
-        start = torch.full((len(texts), 1), self.pad, device=device)
-        return self.model.decoder_hidden_states(start, encoded, mask)[:, 0]
+        input_ids, mask = _pad_both([t + [self.eos] for t in texts], self.pad, batch["input_ids"].device)
+        return sequence_features(self.model, input_ids, mask)  # the decoder's first step
 
     def lm(self, input_ids: Tensor, score_from: int | None) -> tuple[Tensor, Tensor]:
         split = input_ids.shape[1] // 2
@@ -261,12 +260,9 @@ class DecoderOnlyRunner(Runner):
         return _until_eos(out[:, width:], self.eos)
 
     def features(self, batch: Mapping[str, Any]) -> Tensor:
-        device = batch["input_ids"].device
         texts = _rows(batch["input_ids"], batch["attention_mask"])
-        input_ids = _pad([t + [self.eos] for t in texts], self.pad, device)
-        hidden = self.model.hidden_states(input_ids)  # (b, t, e)
-        last = torch.tensor([len(t) for t in texts], device=device)  # index of </s>
-        return hidden[torch.arange(len(texts), device=device), last]
+        input_ids, mask = _pad_both([t + [self.eos] for t in texts], self.pad, batch["input_ids"].device)
+        return sequence_features(self.model, input_ids, mask)  # the state at </s>, the last real token
 
     def lm(self, input_ids: Tensor, score_from: int | None) -> tuple[Tensor, Tensor]:
         labels = input_ids[:, 1:].clone()
@@ -314,10 +310,7 @@ class EncoderOnlyRunner(Runner):
         return [predicted[i, len(s) + 1 : 2 * len(s) + 1].tolist() for i, s in enumerate(sources)]
 
     def features(self, batch: Mapping[str, Any]) -> Tensor:
-        mask = batch["attention_mask"]
-        hidden = self.model.encode(batch["input_ids"], mask)
-        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-        return self.model.mlm_head.transform(pooled)
+        return sequence_features(self.model, batch["input_ids"], batch["attention_mask"])  # mean, MLM transform
 
 
 #: Runner per family shape (``zoo.models.registry.Family.shape``).

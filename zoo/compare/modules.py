@@ -29,6 +29,7 @@ from zoo.compare.data import TaskKind
 from zoo.compare.metrics import BitsPerByte, ExactMatch
 from zoo.data.objectives import IGNORE_INDEX
 from zoo.data.tokenizers import Tokenizer
+from zoo.models.heads import ClassificationHead
 from zoo.models.registry import get_family
 from zoo.tasks.base import adamw_with_schedule, decay_groups
 
@@ -176,9 +177,8 @@ class SuiteClassification(SuiteTask):
 
     def __init__(self, family: str, config: dict[str, Any], tokenizer: Tokenizer, num_classes: int = 2, **kwargs):
         super().__init__(family, config, tokenizer, **kwargs)  # records num_classes in hparams first
-        self.head = nn.Linear(self.config.embed_dim, num_classes)  # after the model: same init draws
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        # zoo fit's classifier head; built after the model, so the init draws follow the model's.
+        self.head = ClassificationHead(self.config.embed_dim, num_classes, init_std=0.02)
 
     def make_metrics(self) -> nn.ModuleDict:
         num_classes = self.hparams.num_classes

@@ -26,10 +26,9 @@ from zoo.compare.data import (
     seq2seq_data,
     split_keys,
 )
-from zoo.data.classification import DOC_LABELS, labelled_documents, passages
+from zoo.data.classification import DOC_LABELS, python_docs_passages
 from zoo.data.corpus import builtin_corpus, load_texts, resolve_data_files
 from zoo.data.objectives import pack_blocks
-from zoo.data.splits import unit_hash
 from zoo.data.tokenizers import CharTokenizer, TokenizerKind, check_tokenizer_kind
 
 
@@ -229,23 +228,13 @@ class StdlibDocsTask(TaskSpec):
         _check_tokenizer(self.name, self.tokenizer)
 
     def build(self, seed: int, cache_dir: str | os.PathLike[str] | None = None) -> TaskData:
-        docs = labelled_documents()
-        fractions = {"validation": self.val_fraction, "test": self.test_fraction}
-        where = split_keys([text for text, _ in docs], seed, fractions, f"task {self.name!r}")
-        per_class: dict[str, dict[int, list[str]]] = {split: {} for split in SPLITS}
-        for (text, label), split in zip(docs, where, strict=True):
-            per_class[split].setdefault(label, []).extend(passages(text, self.passage_chars, self.min_chars))
-        items: dict[str, list[tuple[str, int]]] = {}
-        seen: set[str] = set()  # the same boilerplate passage can occur in documents of two splits
+        # The passages zoo fit's LabelledTextDataModule trains on (its built-in task), split and capped alike.
+        items = python_docs_passages(seed, passage_chars=self.passage_chars, min_chars=self.min_chars,
+                                     train_per_class=self.train_per_class, eval_per_class=self.eval_per_class,
+                                     val_fraction=self.val_fraction, test_fraction=self.test_fraction)
         for split in SPLITS:
-            cap = self.train_per_class if split == "train" else self.eval_per_class
-            chosen = []
-            for label, texts in sorted(per_class[split].items()):
-                fresh = [t for t in dict.fromkeys(texts) if t not in seen]
-                ranked = sorted(fresh, key=lambda t: unit_hash(t, seed))
-                chosen += [(t, label) for t in ranked[:cap]]
-            seen.update(t for texts in per_class[split].values() for t in texts)
-            items[split] = sorted(chosen, key=lambda item: unit_hash(item[0], seed + 1))  # mix the classes
+            if not items[split]:
+                raise ValueError(f"task {self.name!r}: the {split} split is empty; raise val_fraction / test_fraction")
         tokenizer = build_tokenizer(self.tokenizer, [t for t, _ in items["train"]], self.vocab_size, cache_dir)
         return classification_data(self.name, items, tokenizer, DOC_LABELS)
 
