@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from zoo.blocks import flex
-from zoo.blocks.flex import FlexMask, document_ids, stack_flex_masks
+from zoo.blocks.flex import FlexMask, document_ids, stack_flex_masks, t5_dense_bias
+from zoo.blocks.positions import T5RelativeBias
 from zoo.generation import generate
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
 
@@ -170,3 +171,18 @@ def test_gpu_training_through_flex_equals_dense(position, monkeypatch):
     (flexed(ids, mask)[mask].float().square().mean()).backward()
     for (name, a), (_, b) in zip(reference.named_parameters(), flexed.named_parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, atol=1e-4, rtol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("t,s", [(40, 40), (3, 9), (1, 5)])
+def test_t5_dense_bias_equals_the_module_with_its_gradient(bidirectional, t, s):
+    """The stack's per-offset T5 bias (default positions) equals the module's per-pair lookup, and
+    sends the embedding the same gradient."""
+    module = T5RelativeBias(4, bidirectional=bidirectional, num_buckets=32, max_distance=20)
+    weights = torch.randn(1, 4, t, s)
+    expected = module(torch.arange(s - t, s)[None], torch.arange(s)[None])
+    (expected_grad,) = torch.autograd.grad((expected * weights).sum(), module.embedding.weight)
+    got = t5_dense_bias(module, t, s)
+    (grad,) = torch.autograd.grad((got * weights).sum(), module.embedding.weight)
+    assert torch.equal(got, expected)
+    torch.testing.assert_close(grad, expected_grad)

@@ -16,10 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from zoo.blocks.attention import prepare_attention_mask
-from zoo.blocks.flex import dense_document_mask, stack_flex_masks
+from zoo.blocks.flex import dense_document_mask, stack_flex_masks, t5_dense_bias
 from zoo.blocks.layers import EncoderLayer, LayerCache
 from zoo.blocks.masks import combine_masks, padding_mask
-from zoo.blocks.positions import LearnedPositions, PositionKind, check_learned_length
+from zoo.blocks.positions import LearnedPositions, PositionKind, T5RelativeBias, check_learned_length
 
 
 class StackCache:
@@ -156,7 +156,10 @@ class TransformerStack(nn.Module):
             key_positions=key_positions if explicit_positions else None, cached=cache is not None,
         )
         if masks is None:
-            bias = self.position_bias(position_ids, key_positions) if self.position_bias is not None else None
+            if isinstance(self.position_bias, T5RelativeBias) and not explicit_positions:
+                bias = t5_dense_bias(self.position_bias, t, offset + t)  # a lookup per offset, not per pair
+            else:
+                bias = self.position_bias(position_ids, key_positions) if self.position_bias is not None else None
             mask = padding_mask(attention_mask) if attention_mask is not None else None
             if document_ids is not None:
                 mask = combine_masks(mask, dense_document_mask(document_ids, t))
