@@ -124,13 +124,13 @@ def plot_power_law(
     ax.plot(grid, fit(grid), "--", label=f"fit: {fit.a:.3g}·N^-{fit.alpha:.2f} + {fit.c:.2f}")
     if fit.c > 0:
         ax.axhline(fit.c, linestyle=":", color="gray", label=f"c = {fit.c:.2f}")
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import FormatStrFormatter
 
     ax.set_xscale("log")
     ax.set_yscale("log")
     # Losses span less than a decade: plain numbers on the y axis read better than powers of ten.
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()
