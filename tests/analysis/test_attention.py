@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tests.analysis.helpers import build, random_ids, run
 from zoo.analysis import attention_entropy, attention_weights, capture_attention
-from zoo.blocks.attention import MultiHeadAttention, eager_attention
+from zoo.blocks.attention import ATTENTION_FUNCTIONS, MultiHeadAttention, eager_attention
 from zoo.generation import generate
 
 POSITIONS = ["none", "learned", "sinusoidal", "rotary", "alibi", "relative"]
@@ -56,7 +55,7 @@ def test_captured_weights_reproduce_the_sdpa_output(family, position):
     rotary, padding and causality are all in the recorded map."""
     position, _, variant = position.partition("-")
     model = build(family, position=position, **({"num_kv_heads": 2} if variant == "gqa" else {}))
-    assert all(m.attention_fn is F.scaled_dot_product_attention for m in model.modules()
+    assert all(m.attention_fn is ATTENTION_FUNCTIONS["sdpa"] for m in model.modules()
                if isinstance(m, MultiHeadAttention))
     ids = random_ids(2, 7)
     mask = torch.ones(2, 7, dtype=torch.bool)
@@ -133,7 +132,7 @@ def test_capture_during_cached_generation_and_restores_kernels():
         generate(model, prompt, max_new_tokens=4, eos_token_id=None)
     calls = maps.calls["decoder.layers.0.self_attn"]
     assert [c.shape[-2:] for c in calls] == [(3, 3), (1, 4), (1, 5), (1, 6)]  # prompt, then one query a step
-    assert all(m.attention_fn is F.scaled_dot_product_attention for m in model.modules()
+    assert all(m.attention_fn is ATTENTION_FUNCTIONS["sdpa"] for m in model.modules()
                if isinstance(m, MultiHeadAttention))
     with pytest.raises(KeyError, match="no attention recorded"):
         maps["nope"]
