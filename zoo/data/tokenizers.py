@@ -258,7 +258,8 @@ class SentencePieceTokenizer(Tokenizer):
                 byte_fallback=True,
                 hard_vocab_limit=True,
                 # The bound on the sample: we sampled deterministically already (max_chars).
-                input_sentence_size=len(sentences),
+                # SentencePiece refuses 1..100 here; 0 means every sentence, the same for a small sample.
+                input_sentence_size=len(sentences) if len(sentences) > 100 else 0,
                 shuffle_input_sentence=False,
                 max_sentence_length=16384,
                 num_threads=num_threads or _available_cpus(),
