@@ -148,3 +148,23 @@ def test_data_wait_share_shows_a_starving_loader(tmp_path):
 def test_measured_peak_is_a_rate():
     peak = measure_matmul_peak(torch.float32, sizes=(128,), seconds=0.05)
     assert 1e6 < peak < 1e15
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_fused_adamw_clips_gradients_under_mixed_precision(tmp_path, precision):
+    """Lightning's mixed-precision plugin refuses to clip for a fused optimizer; the tasks clip
+    themselves where that is right (bf16 has no gradient scaler): the clipped norm holds."""
+    norms = []
+
+    class Recorder(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):  # the step's gradients, as clipped
+            grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+            norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+    task = CausalLM(GPTConfig(**TINY), warmup_steps=1)
+    trainer = L.Trainer(max_steps=2, precision=precision, gradient_clip_val=1e-3, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=tmp_path, callbacks=[Recorder()])
+    trainer.fit(task, train_dataloaders=DataLoader(_Blocks(2), batch_size=None))
+    assert task.optimizers().optimizer.defaults["fused"]
+    assert norms and max(norms) <= 1e-3 * 1.001

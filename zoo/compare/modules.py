@@ -31,7 +31,7 @@ from zoo.data.objectives import IGNORE_INDEX
 from zoo.data.tokenizers import Tokenizer
 from zoo.models.heads import ClassificationHead
 from zoo.models.registry import get_family
-from zoo.tasks.base import adamw_with_schedule, decay_groups
+from zoo.tasks.base import adamw_with_schedule, configure_fused_gradient_clipping, decay_groups
 
 Stage = Literal["train", "val", "test"]
 
@@ -134,6 +134,8 @@ class SuiteTask(L.LightningModule):
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "test")
+
+    configure_gradient_clipping = configure_fused_gradient_clipping  # fused AdamW with bf16-mixed + clipping
 
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.plugins.precision import MixedPrecision, Precision
+from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
@@ -77,6 +79,30 @@ def adamw_with_schedule(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def configure_fused_gradient_clipping(
+    self: L.LightningModule,
+    optimizer: torch.optim.Optimizer,
+    gradient_clip_val: float | None = None,
+    gradient_clip_algorithm: str | None = None,
+) -> None:
+    """``LightningModule.configure_gradient_clipping`` that also clips for the fused AdamW under
+    mixed precision (bind it as that method).
+
+    Lightning's mixed-precision plugin refuses to clip for any optimizer that unscales gradients in
+    its own step, since a GradScaler's gradients are still scaled at clipping time. bf16 has no
+    scaler: its gradients are true, and clipping them is what the non-fused optimizer got. With fp16's
+    scaler they are unscaled first, which the fused step sees and does not repeat.
+    """
+    plugin = self.trainer.precision_plugin
+    if gradient_clip_val and isinstance(plugin, MixedPrecision) and optimizer.defaults.get("fused"):
+        if plugin.scaler is not None:
+            plugin.scaler.unscale_(optimizer)
+        Precision.clip_gradients(plugin, optimizer, gradient_clip_val,
+                                 GradClipAlgorithmType(gradient_clip_algorithm or "norm"))
+        return
+    self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val, gradient_clip_algorithm=gradient_clip_algorithm)
 
 
 class LanguageModelTask(L.LightningModule):
@@ -242,6 +268,8 @@ class LanguageModelTask(L.LightningModule):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return decay_groups(self.model, self.hparams.weight_decay)
+
+    configure_gradient_clipping = configure_fused_gradient_clipping  # fused AdamW with bf16-mixed + clipping
 
     def configure_optimizers(self) -> dict[str, Any]:
         h = self.hparams
