@@ -107,7 +107,9 @@ def check_tokenization(r: dict) -> None:
 
 
 def check_families(r: dict) -> None:
-    assert set(r["families"]) >= {"t5", "gpt"} and r["tasks"]
+    assert set(r["families"]) == {"t5", "gpt", "bert"} and r["tasks"]
+    assert max(r["params"].values()) < 1.1 * min(r["params"].values())  # zoo compare matched the budget
+    assert all(0 <= v <= 1 for v in r["metrics"].values())
 
 
 def check_lora(r: dict) -> None:

@@ -18,6 +18,7 @@ def test_seed_stats_and_difference():
     assert far.delta == pytest.approx(0.5) and not far.inside_spread and far.spread_known
     near = difference([1.0, 1.2], [1.05, 1.25])
     assert near.inside_spread and "inside the seed spread" in near.describe("nats")
+    assert difference([0.0, 0.0], [0.5, 0.6]).describe() == "+0.550, outside the seed spread (±0.071)"
     single = difference([1.0], [1.1])
     assert not single.spread_known and not single.inside_spread and "spread unknown" in single.describe()
     with pytest.raises(ValueError):

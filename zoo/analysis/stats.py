@@ -46,7 +46,7 @@ class Difference:
     Attributes:
         delta: Mean of ``b`` minus mean of ``a``.
         spread: ``std(a) + std(b)``; NaN when either has a single seed.
-        relative: ``delta / |mean(a)|``.
+        relative: ``delta / |mean(a)|`` (NaN when ``mean(a)`` is 0).
     """
 
     delta: float
@@ -67,7 +67,8 @@ class Difference:
         where = ("inside" if self.inside_spread else "outside") + f" the seed spread (±{self.spread:.3f})" \
             if self.spread_known else "one seed, spread unknown"
         unit = f" {unit}" if unit else ""
-        return f"{self.delta:+.3f}{unit} ({100 * self.relative:+.1f} %), {where}"
+        relative = f" ({100 * self.relative:+.1f} %)" if math.isfinite(self.relative) else ""
+        return f"{self.delta:+.3f}{unit}{relative}, {where}"
 
 
 def difference(a: Iterable[float] | SeedStats, b: Iterable[float] | SeedStats) -> Difference:
