@@ -99,6 +99,15 @@ def test_t5_encoder_decoder_equals_dense(monkeypatch):
     assert spy.calls == 2 * SIZE["num_layers"]  # encoder and decoder self-attention; cross-attention is SDPA
 
 
+def test_grouped_query_attention_equals_dense(monkeypatch):
+    spy = _Spy(monkeypatch)
+    reference, flexed = _pair("gpt", position="alibi", num_kv_heads=2)
+    ids, mask = _padded()
+    with torch.no_grad():
+        torch.testing.assert_close(flexed(ids, mask)[mask], reference(ids, mask)[mask], atol=1e-5, rtol=1e-5)
+    assert spy.calls == SIZE["num_layers"]
+
+
 def test_sliding_window_equals_dense(monkeypatch):
     spy = _Spy(monkeypatch)
     reference, flexed = _pair("gpt", position="rotary", sliding_window=6, global_layer_every=2)
