@@ -9,6 +9,7 @@ sizes once as ``pick(quick=..., full=...)``. Its last cell calls ``report(result
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import warnings
@@ -42,6 +43,9 @@ def setup_notebook(cpu_threads: int | None = 1, dpi: int = 80) -> Scale:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm in a kernel without widgets
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # Lightning's own use of a torch API
+    warnings.filterwarnings("ignore", message=".*set_vital.*")  # torchdata's own use of a torch API
+    for name in ("lightning.pytorch", "lightning.fabric"):  # per-run banners and info lines
+        logging.getLogger(name).setLevel(logging.WARNING)
     import matplotlib.pyplot as plt
     import torch
 

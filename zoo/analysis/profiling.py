@@ -8,9 +8,11 @@ on a CPU (where no allocator keeps a peak).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +86,7 @@ def peak_memory_bytes(fn: Callable[[], Any], device: torch.device | str = "cpu")
         raise ValueError(f"peak_memory_bytes measures cpu or cuda, not {device.type}")
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     records = sorted(
         (event.time_range.start, event.self_cpu_memory_usage)
@@ -96,6 +98,25 @@ def peak_memory_bytes(fn: Callable[[], Any], device: torch.device | str = "cpu")
         live += change
         peak = max(peak, live)
     return peak
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """The profiler's C++ backend prints a start and a stop line to file descriptor 2 on every use;
+    send that descriptor to /dev/null meanwhile (Python exceptions and ``sys.stderr`` objects that
+    do not write to it are unaffected)."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def kv_cache_bytes(
