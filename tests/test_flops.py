@@ -61,3 +61,12 @@ def test_encoder_decoder_count_matches_flop_counter():
     measured = _measured(lambda: F.cross_entropy(model(ids, dec).flatten(0, 1), dec.flatten()))
     assert training_flops(config, batch) == measured
     assert batch_tokens(batch) == 68
+
+
+def test_body_only_count_for_classifiers():
+    """lm_head=False counts what a classifier runs before its small label head: the stack."""
+    config = GPTConfig(**SIZE)
+    model = GPT(config)
+    ids = torch.randint(0, 97, (3, 20))
+    measured = _measured(lambda: model.hidden_states(ids).square().mean())
+    assert training_flops(config, {"input_ids": ids}, lm_head=False) == measured

@@ -59,7 +59,7 @@ def stack_flops(c: TransformerConfig, num_layers: int, t: int, context: int | No
 
 def forward_flops(
     c: TransformerConfig, batch_size: int, seq_len: int, *, target_len: int | None = None,
-    scored: int | None = None,
+    scored: int | None = None, lm_head: bool = True,
 ) -> int:
     """Forward FLOPs of a whole model on a batch.
 
@@ -70,6 +70,7 @@ def forward_flops(
         target_len: Decoder length of an encoder-decoder (``t``).
         scored: Positions the output head runs on; None = every (decoder) position. The masked-LM
             objective runs its head only on masked positions.
+        lm_head: Count the vocabulary head; False for a classifier, whose small label head is left out.
     """
     shape = family_of(c).shape
     e, v = c.embed_dim, c.vocab_size
@@ -82,6 +83,8 @@ def forward_flops(
     else:
         body = stack_flops(c, c.num_layers, seq_len)
         positions = batch_size * seq_len
+    if not lm_head:
+        return batch_size * body
     n = positions if scored is None else scored
     head = 2 * n * e * v
     if shape == "encoder":
@@ -89,20 +92,21 @@ def forward_flops(
     return batch_size * body + head
 
 
-def training_flops(c: TransformerConfig, batch: Mapping[str, Tensor]) -> int:
+def training_flops(c: TransformerConfig, batch: Mapping[str, Tensor], *, lm_head: bool = True) -> int:
     """FLOPs of one training step (forward + backward) of the family's objective on ``batch``.
 
     Reads only shapes (and, for the masked LM, how many labels are scored), so it costs nothing
     next to the step. Batch keys as the zoo's collators make them: ``input_ids``, plus
     ``decoder_input_ids`` for an encoder-decoder and ``labels`` (-100 = not scored) for the masked LM.
+    ``lm_head=False`` counts the model body only (classifiers).
     """
     b, s = batch["input_ids"].shape
     shape = family_of(c).shape
     target_len = batch["decoder_input_ids"].shape[1] if shape == "encoder-decoder" else None
     scored = None
-    if shape == "encoder" and "labels" in batch:
+    if lm_head and shape == "encoder" and "labels" in batch:
         scored = int((batch["labels"] != IGNORE_INDEX).sum())
-    return 3 * forward_flops(c, b, s, target_len=target_len, scored=scored)
+    return 3 * forward_flops(c, b, s, target_len=target_len, scored=scored, lm_head=lm_head)
 
 
 def batch_tokens(batch: Mapping[str, Tensor]) -> int:

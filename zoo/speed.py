@@ -285,11 +285,21 @@ class SpeedMonitor(Callback):
             self._restart(time.perf_counter())
 
     def _flops(self, pl_module: L.LightningModule, batch: Any) -> int:
-        config = getattr(pl_module, "config", None)
-        if not self._count_flops or not isinstance(config, TransformerConfig) or not isinstance(batch, Mapping):
+        """The task's own ``flops_per_batch`` (Lightning's ThroughputMonitor convention: a number or a
+        function of the batch) if it has one, else ``zoo.flops`` — without the vocabulary head for a
+        classifier."""
+        if not self._count_flops:
             return 0
+        custom = getattr(pl_module, "flops_per_batch", None)
+        if custom is not None:
+            return int(custom(batch) if callable(custom) else custom)
+        config = getattr(pl_module, "config", None)
+        if not isinstance(config, TransformerConfig) or not isinstance(batch, Mapping):
+            return 0
+        from zoo.tasks.classification import SequenceClassifier
+
         try:
-            return training_flops(config, batch)
+            return training_flops(config, batch, lm_head=not isinstance(pl_module, SequenceClassifier))
         except (KeyError, ValueError) as error:  # a batch format zoo.flops does not know: tokens only
             rank_zero_warn(f"SpeedMonitor: no FLOP count for this batch ({error!r}); MFU is not shown")
             self._count_flops = False
