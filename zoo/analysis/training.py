@@ -169,6 +169,7 @@ def train(
             gradient_clip_val=gradient_clip_val, precision=precision, callbacks=[callback],
         )
         start = time.perf_counter()
+        task.train()  # a model measured in eval mode beforehand trains as usual (Lightning warns otherwise)
         trainer.fit(task, datamodule=data)
         history = callback.history
         if not history.diverged and (not history.val_steps or history.val_steps[-1] != trainer.global_step):
