@@ -126,7 +126,8 @@ def test_second_run_reuses_tokenizer_and_tokenized_cache(cache_dir: Path, monkey
     # Another split of the corpus makes another cache entry, next to the first.
     monkeypatch.undo()
     resplit = TextDataModule(objective="span", **{**settings, "seed": 7})
-    assert resplit._tokenized("train").path != shard and resplit._tokenized("train").path.parent.parent == shard.parent.parent
+    moved = resplit._tokenized("train").path
+    assert moved != shard and moved.parent.parent == shard.parent.parent
 
 
 def test_tokenizer_path_reuses_a_tokenizer(session_cache: Path) -> None:

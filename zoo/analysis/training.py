@@ -8,18 +8,16 @@ turns NaN or infinite stops there and reports itself ``diverged``.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import statistics
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
 import torch
+
+from zoo.quiet import quiet_lightning
 
 
 @dataclass
@@ -112,23 +110,6 @@ class HistoryCallback(L.Callback):
         self.history.val_metrics.append(metrics)
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Lightning's per-run banners (GPU available, ...) and data-loader hints, silenced for one run."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
-
-
 def train(
     task: L.LightningModule,
     data: L.LightningDataModule,
@@ -161,7 +142,7 @@ def train(
         raise ValueError(f"max_steps={max_steps} must be >= 1")
     val_every = min(val_every or max_steps, max_steps)
     callback = HistoryCallback()
-    with _quiet():
+    with quiet_lightning():
         trainer = L.Trainer(
             max_steps=max_steps, val_check_interval=val_every, check_val_every_n_epoch=None,
             limit_val_batches=val_batches, num_sanity_val_steps=0, accelerator=accelerator, devices=1,

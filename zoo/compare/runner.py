@@ -7,12 +7,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import resource
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +26,7 @@ from zoo.compare.report import summary_line, write_reports
 from zoo.compare.tasks import TaskSpec
 from zoo.models.config import TransformerConfig
 from zoo.models.registry import get_family
+from zoo.quiet import quiet_lightning
 
 Log = Callable[[str], None]
 
@@ -300,14 +299,6 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def _quiet_lightning() -> None:
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    for message in (".*does not have many workers.*", ".*LeafSpec.*", ".*TreeSpec.*",
-                    ".*GPU available but not used.*", ".*Precision 32-true.*"):
-        warnings.filterwarnings("ignore", message=message)
-
-
 def run_comparison(
     comparison: Comparison,
     *,
@@ -340,9 +331,8 @@ def run_comparison(
     if fresh and results_path.exists():
         results_path.unlink()
     done = read_results(results_path, log)
-    _quiet_lightning()
     records: list[dict[str, Any]] = []
-    with _threads(comparison.train.threads):
+    with _threads(comparison.train.threads), quiet_lightning():
         _train_all(comparison, runs, done, records, log)
     write_reports(comparison, records)
     log(f"results: {out / 'results.md'} (table), results.csv, results.json, plots/")
