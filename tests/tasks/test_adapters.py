@@ -4,6 +4,8 @@ match nothing fail in one line naming those that exist."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 from finetune_helpers import (
@@ -17,7 +19,15 @@ from finetune_helpers import (
     train_steps,
 )
 
-from zoo.adapters import AdapterConfig, adaptable_names, apply_adapter, count_parameters, has_adapters, merge_adapters
+from zoo.adapters import (
+    AdapterConfig,
+    AdapterMethod,
+    adaptable_names,
+    apply_adapter,
+    count_parameters,
+    has_adapters,
+    merge_adapters,
+)
 from zoo.models.registry import FAMILIES
 from zoo.tasks import load_task
 from zoo.tasks.classification import CLASSIFIERS
@@ -84,7 +94,7 @@ def test_merged_equals_unmerged_and_keeps_the_plain_names(family, data_dir):
     assert list(task.model.state_dict()) == list(plain.state_dict())
 
 
-@pytest.mark.parametrize("method", ["lora", "loha", "lokr", "ia3"])
+@pytest.mark.parametrize("method", get_args(AdapterMethod))  # every name the config accepts
 def test_every_adapter_method_trains_and_reloads_from_a_checkpoint(method, data_dir, tmp_path):
     dm = labelled_data(data_dir, "decoder")
     adapter = {"method": method, "rank": 2, "target_modules": ["q_proj", "v_proj", "down_proj"]}

@@ -3,6 +3,8 @@ weights, head-only training, label maps through checkpoints, predictions, and on
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 import torch
 from finetune_helpers import (  # one_thread: an autouse fixture
@@ -18,6 +20,7 @@ from finetune_helpers import (  # one_thread: an autouse fixture
     train_steps,
 )
 
+from zoo.models.heads import POOLINGS, Pooling
 from zoo.models.registry import FAMILIES
 from zoo.tasks import load_task
 from zoo.tasks.classification import CLASSIFIERS
@@ -124,3 +127,9 @@ def test_bad_input_fails_in_one_line(data_dir, tmp_path):
         classifier_class("bert")(config, labels=dm.labels, pooling="last")
     with pytest.raises(ValueError, match="freeze='all' must be"):
         classifier_class("bert")(config, labels=dm.labels, freeze="all")
+
+
+def test_pooling_names_and_the_poolings_per_shape_stay_in_sync():
+    offered = {name for names in POOLINGS.values() for name in names}
+    assert offered | {"auto"} == set(get_args(Pooling))
+    assert set(POOLINGS) == {family.shape for family in FAMILIES.values()}
