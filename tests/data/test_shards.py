@@ -144,3 +144,41 @@ def test_shards_of_another_tokenizer_are_refused(tmp_path: Path, cache_dir: Path
     with pytest.raises(ValueError) as error:
         TextDataModule(**settings).setup("fit")
     assert "written by tokenizer 0123456789abcdef" in assert_one_line(error.value)
+
+
+def test_a_char_model_trained_on_a_whole_file_writes_multi_line_text(tmp_path: Path, cache_dir: Path,
+                                                                     request: pytest.FixtureRequest) -> None:
+    """The point of ``sample_by="document"``: trained across line breaks, the model goes on past them
+    (one document per line would end every sample at its first newline)."""
+    import torch
+
+    from zoo.generation import generate
+    from zoo.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: threads only contend
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
+    train, val = tmp_path / "verse.txt", tmp_path / "val.txt"
+    train.write_text(VERSE * 40)
+    val.write_text(VERSE * 2)
+    dm = TextDataModule(objective="clm", data_files={"train": os.fspath(train), "validation": os.fspath(val)},
+                        sample_by="document", tokenizer="char", max_seq_len=64, batch_size=8,
+                        cache_dir=os.fspath(cache_dir))
+    dm.setup("fit")
+    tok = dm.tokenizer
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, max_seq_len=64, embed_dim=64, num_layers=2, num_heads=4,
+                          pad_token_id=tok.pad_id, bos_token_id=tok.bos_id, eos_token_id=tok.eos_id)).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batches = [batch["input_ids"] for batch in dm.train_dataloader()]
+    for step in range(150):
+        ids = batches[step % len(batches)]
+        loss = torch.nn.functional.cross_entropy(model(ids)[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    prompt = torch.tensor([tok.encode("First Citizen:")])
+    out = generate(model.eval(), prompt, max_new_tokens=48, eos_token_id=tok.eos_id)
+    text = tok.decode(out[0, prompt.shape[1]:].tolist())
+    assert loss.item() < 0.5, loss.item()
+    assert text.count("\n") >= 3 and "hear me speak." in text, repr(text)
