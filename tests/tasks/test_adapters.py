@@ -138,3 +138,20 @@ def test_adaptable_names_lists_the_projection_names():
     assert set(ATTENTION) <= set(names) and "embed_tokens" in names
     apply_adapter(model, AdapterConfig(target_modules=["q_proj"]))
     assert has_adapters(model)
+
+
+def test_an_adapter_on_the_bert_output_projection_changes_the_logits():
+    """BERT's MLM head adds its bias inside one ``F.linear`` for a plain decoder; a peft-wrapped decoder
+    must still be called, or its adapter would be skipped silently."""
+    torch.manual_seed(0)
+    model = FAMILIES["bert"].model_class(FAMILIES["bert"].make_config(
+        vocab_size=100, embed_dim=32, num_layers=1, num_heads=2, max_seq_len=16)).eval()
+    ids = torch.randint(0, 100, (2, 8))
+    with torch.no_grad():
+        base = model(ids)
+        apply_adapter(model, AdapterConfig(method="lora", rank=2, target_modules=["decoder"]))
+        assert torch.equal(model(ids), base)  # LoRA's B starts at zero
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.fill_(0.1)
+        assert (model(ids) - base).abs().max() > 0.1
