@@ -22,12 +22,16 @@ def _seed() -> None:
 ONE_THREAD_FOLDERS = {"blocks", "models", "interop", "generation", "compare"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_for_tiny_models(request):
-    if request.path.parent.name not in ONE_THREAD_FOLDERS:
-        yield
-        return
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test (``@pytest.mark.usefixtures("one_thread")``)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_for_tiny_models(request):
+    if request.path.parent.name in ONE_THREAD_FOLDERS:
+        request.getfixturevalue("one_thread")

@@ -42,13 +42,18 @@ def test_shards_hold_every_document_with_eos_split_by_unit_hash(tmp_path: Path, 
     assert not list(cache_dir.glob("shards/.*.tmp")), "no temporary build left"
 
 
-def test_a_whole_file_corpus_packs_across_line_breaks(tmp_path: Path, cache_dir: Path) -> None:
+def _whole_file_verse(tmp_path: Path, cache_dir: Path, val_copies: int, batch_size: int) -> TextDataModule:
+    """A Tiny-Shakespeare-like corpus: one training file of the verse 40 times, read as one document."""
     train, val = tmp_path / "train.txt", tmp_path / "val.txt"
     train.write_text(VERSE * 40)
-    val.write_text(VERSE * 4)
-    dm = TextDataModule(objective="clm", data_files={"train": os.fspath(train), "validation": os.fspath(val)},
-                        sample_by="document", tokenizer="char", max_seq_len=64, batch_size=4,
-                        cache_dir=os.fspath(cache_dir))
+    val.write_text(VERSE * val_copies)
+    return TextDataModule(objective="clm", data_files={"train": os.fspath(train), "validation": os.fspath(val)},
+                          sample_by="document", tokenizer="char", max_seq_len=64, batch_size=batch_size,
+                          cache_dir=os.fspath(cache_dir))
+
+
+def test_a_whole_file_corpus_packs_across_line_breaks(tmp_path: Path, cache_dir: Path) -> None:
+    dm = _whole_file_verse(tmp_path, cache_dir, val_copies=4, batch_size=4)
     assert dm.documents("train") == [VERSE * 40]  # one document: the whole file, newlines kept
     assert "\n" in dm.tokenizer._char_to_id
     block = dm.tokenizer.decode(dm._tokenized("train")[0]["input_ids"])
@@ -146,8 +151,8 @@ def test_shards_of_another_tokenizer_are_refused(tmp_path: Path, cache_dir: Path
     assert "written by tokenizer 0123456789abcdef" in assert_one_line(error.value)
 
 
-def test_a_char_model_trained_on_a_whole_file_writes_multi_line_text(tmp_path: Path, cache_dir: Path,
-                                                                     request: pytest.FixtureRequest) -> None:
+@pytest.mark.usefixtures("one_thread")  # a tiny model: threads only contend
+def test_a_char_model_trained_on_a_whole_file_writes_multi_line_text(tmp_path: Path, cache_dir: Path) -> None:
     """The point of ``sample_by="document"``: trained across line breaks, the model goes on past them
     (one document per line would end every sample at its first newline)."""
     import torch
@@ -156,15 +161,7 @@ def test_a_char_model_trained_on_a_whole_file_writes_multi_line_text(tmp_path: P
     from zoo.models import GPT, GPTConfig
 
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: threads only contend
-    request.addfinalizer(lambda: torch.set_num_threads(threads))
-    train, val = tmp_path / "verse.txt", tmp_path / "val.txt"
-    train.write_text(VERSE * 40)
-    val.write_text(VERSE * 2)
-    dm = TextDataModule(objective="clm", data_files={"train": os.fspath(train), "validation": os.fspath(val)},
-                        sample_by="document", tokenizer="char", max_seq_len=64, batch_size=8,
-                        cache_dir=os.fspath(cache_dir))
+    dm = _whole_file_verse(tmp_path, cache_dir, val_copies=2, batch_size=8)
     dm.setup("fit")
     tok = dm.tokenizer
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, max_seq_len=64, embed_dim=64, num_layers=2, num_heads=4,

@@ -10,7 +10,6 @@ from typing import Any
 
 import lightning as L
 import lightning.pytorch  # noqa: F401  (version string below)
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -141,13 +140,3 @@ def fit(task: LanguageModelTask, datamodule: Any, steps: int = 3) -> L.Trainer:
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads (as the root conftest does for other folders);
-    a test module turns this on by importing it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

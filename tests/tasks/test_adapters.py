@@ -12,7 +12,6 @@ from finetune_helpers import (
     FAMILY_NAMES,
     instruction_data,
     labelled_data,
-    one_thread,  # noqa: F401  (autouse fixture)
     save_checkpoint,
     snapshot,
     tiny_config,
@@ -37,6 +36,9 @@ pytest.importorskip("peft")
 
 #: Every attention projection, named separately (queries, keys, values, outputs).
 ATTENTION = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models gain nothing from threads
+
 
 
 def base_family(family: str) -> str:

@@ -7,12 +7,11 @@ from typing import get_args
 
 import pytest
 import torch
-from finetune_helpers import (  # one_thread: an autouse fixture
+from finetune_helpers import (
     FAMILY_NAMES,
     fit,
     hf_directory,
     labelled_data,
-    one_thread,  # noqa: F401
     pretraining_checkpoint,
     save_checkpoint,
     snapshot,
@@ -25,6 +24,9 @@ from zoo.models.registry import FAMILIES
 from zoo.tasks import load_task
 from zoo.tasks.classification import CLASSIFIERS
 from zoo.tasks.finetune import load_pretrained_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models gain nothing from threads
+
 
 
 def classifier_class(family: str):

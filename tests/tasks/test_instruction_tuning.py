@@ -9,7 +9,6 @@ from finetune_helpers import (
     hf_directory,
     instruction_data,
     loss_of,
-    one_thread,  # noqa: F401  (autouse fixture)
     pretraining_checkpoint,
     tiny_config,
     train_steps,
@@ -20,6 +19,9 @@ from zoo.models.registry import FAMILIES
 from zoo.tasks.instruction import INSTRUCTION_TASKS, InstructionLM
 
 GENERATIVE = ("gpt", "llama", "t5")
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models gain nothing from threads
+
 
 
 def task_class(family: str):
