@@ -128,20 +128,25 @@ def apply_adapter(model: nn.Module, config: AdapterConfig) -> nn.Module:
     return peft.inject_adapter_in_model(config.peft_config(), model)
 
 
-def has_adapters(model: nn.Module) -> bool:
-    from peft.tuners.tuners_utils import BaseTunerLayer
+def _tuner_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every ``peft`` adapter layer in ``model``; none without ``peft`` installed
+    (nothing can have injected one), so plain models need no ``peft`` to generate or export."""
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        return []
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
 
-    return any(isinstance(m, BaseTunerLayer) for m in model.modules())
+
+def has_adapters(model: nn.Module) -> bool:
+    return bool(_tuner_layers(model))
 
 
 def merge_adapters(model: nn.Module) -> nn.Module:
     """Fold every adapter into its base weights (``peft``'s ``merge``) and put the plain base module
     back in its place, in place: the result has the original modules and state-dict names, and
     computes what the adapted model computed (up to float rounding)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    wrapped = [(name, m) for name, m in model.named_modules() if isinstance(m, BaseTunerLayer)]
-    for name, module in wrapped:
+    for name, module in _tuner_layers(model):
         module.merge()
         parent_name, _, child = name.rpartition(".")
         base = module.get_base_layer()
