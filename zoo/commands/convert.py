@@ -60,8 +60,13 @@ def checkpoint_to_hf(source: str, dest: str) -> None:
     Raises:
         CheckpointError: ``source`` is not a zoo checkpoint (one line naming the fault, see ``zoo.checkpoints``).
     """
+    import importlib.util
+
     from zoo.hf import save_pretrained
 
+    if importlib.util.find_spec("transformers") is None:
+        raise ValueError("zoo convert to a Hugging Face directory needs transformers: "
+                         "pip install -e '.[hf]' (or pip install transformers safetensors)")
     task = load_task(source, what=WHAT)
     from zoo.adapters import merge_adapters
     from zoo.tasks.classification import SequenceClassifier
