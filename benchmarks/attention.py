@@ -16,7 +16,12 @@ Two tables, each setting timed in alternating rounds in one process (median):
    ``--compile.enabled true`` adds ``compile_model`` and the compiled loss). On a CPU training keeps
    the dense bias, since this torch has no FlexAttention backward there; on a GPU it takes FlexAttention.
 
-    python benchmarks/attention.py              # both tables, seq 512 and 1024 (~15 min on 2 CPU cores)
+3. **Causal training attention** (forward + backward of the attention op alone, bf16, 4 heads of
+   64, 1024 tokens): the CPU flash kernel (``F.scaled_dot_product_attention``, what eager runs)
+   against what a compiled model runs (``zoo.blocks.sdpa``: the flash forward with a block-wise
+   backward that inductor fuses, from 192 to 512 keys), with the largest gradient difference.
+
+    python benchmarks/attention.py              # all tables, seq 512 and 1024 (~15 min on 2 CPU cores)
     python benchmarks/attention.py --quick      # seq 512, fewer rounds
 """
 
@@ -44,6 +49,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
 from zoo.blocks.flex import document_ids, flex_available, stack_flex_masks
+from zoo.blocks.sdpa import sdpa_attention
 from zoo.models import GPT, T5, GPTConfig, T5Config
 from zoo.speed import compile_model
 from zoo.tasks.losses import compiled_token_cross_entropy, token_cross_entropy
@@ -231,6 +237,7 @@ def training_table(args: argparse.Namespace) -> list[str]:
         for precision in args.precisions:
             for seq_len in args.seq_lens:
                 batch = max(1, args.batch_tokens // seq_len)
+                torch._dynamo.reset()  # fresh compiled models each cell (dynamo keeps 8 per function)
                 steps = training_steps(family, seq_len, batch, precision, before_models)
                 times = timed_rounds(steps, args.repeats, args.steps)
                 rate = {name: batch * seq_len / seconds for name, seconds in times.items()}
@@ -242,6 +249,32 @@ def training_table(args: argparse.Namespace) -> list[str]:
     return lines
 
 
+def kernel_table(args: argparse.Namespace) -> list[str]:
+    lines = ["| keys × batch | flash kernel ms | compiled (zoo.blocks.sdpa) ms | speed-up | max |Δ grad| |",
+             "|---|---:|---:|---:|---:|"]
+    for seq_len in sorted({256, *args.seq_lens}):
+        batch = max(1, args.batch_tokens // seq_len)
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(batch, 4, seq_len, 64, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
+        grad = torch.randn(batch, 4, seq_len, 64, dtype=torch.bfloat16)
+        torch._dynamo.reset()
+        compiled = torch.compile(lambda q, k, v: sdpa_attention(q, k, v, is_causal=True), dynamic=False)
+
+        inputs = (q, k, v)
+
+        def step(fn: Callable[..., torch.Tensor], inputs=inputs, grad=grad) -> Callable[[], tuple[torch.Tensor, ...]]:
+            return lambda: torch.autograd.grad(fn(*inputs), inputs, grad)
+
+        flash = step(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+        difference = max((a.float() - b.float()).abs().max().item()
+                         for a, b in zip(flash(), step(compiled)(), strict=True))
+        times = timed_rounds({"flash": flash, "compiled": step(compiled)}, args.repeats, args.steps)
+        lines.append(f"| {seq_len} × {batch} | {1e3 * times['flash']:.2f} | {1e3 * times['compiled']:.2f} | "
+                     f"{times['flash'] / times['compiled']:.2f}× | {difference:.1e} |")
+        print("  kernel " + lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-lens", nargs="+", type=int, default=None, help="default 512 1024 (--quick: 512)")
@@ -250,7 +283,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="rounds per setting (default 5; --quick 3)")
     parser.add_argument("--steps", type=int, default=2, help="calls per round")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--skip", choices=["inference", "training"], default=None)
+    parser.add_argument("--skip", nargs="+", choices=["inference", "training", "kernel"], default=[])
     parser.add_argument("--before", default=BEFORE, help="git revision whose zoo is 'before' (default: the zoo "
                         "before the speed work)")
     parser.add_argument("--quick", action="store_true")
@@ -262,13 +295,16 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
     print(f"4 layers, width 256, 4 heads, vocab 8192, {args.batch_tokens} tokens per batch; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} rounds × {args.steps} calls", flush=True)
-    if args.skip != "inference":
+    if "inference" not in args.skip:
         if not flex_available():
             print("this torch has no FlexAttention: inference table skipped")
         else:
             print("\n".join(["", "Inference forward:", *inference_table(args)]), flush=True)
-    if args.skip != "training":
+    if "training" not in args.skip:
         print("\n".join(["", "Training step (forward + backward + AdamW):", *training_table(args)]), flush=True)
+    if "kernel" not in args.skip:
+        print("\n".join(["", "Causal training attention, bf16 (forward + backward of the op):", *kernel_table(args)]),
+              flush=True)
 
 
 if __name__ == "__main__":

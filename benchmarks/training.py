@@ -138,6 +138,9 @@ def run_cell(family: str, precision: str, seq_len: int, args: argparse.Namespace
 
     dtype = PRECISIONS[precision]
     batch_size = max(1, args.batch_tokens // seq_len)
+    # Each cell compiles fresh models: without a reset, dynamo's per-function cache (8 entries) fills
+    # after a few cells and later "compiled" settings silently run eager.
+    torch._dynamo.reset()
     torch.manual_seed(0)
     zoo = build(family, args, seq_len).train()
     hf = to_hf(zoo).train()

@@ -1,11 +1,13 @@
-"""sdpa_attention: the math path it takes for short bf16 training sequences on a CPU gives what
+"""sdpa_attention: the math path it takes for short bf16 training sequences on a CPU, and the
+block-wise backward a compiled model takes for longer causal ones, give what
 F.scaled_dot_product_attention gives, values and gradients."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from zoo.blocks.sdpa import MATH_BELOW_KEYS, prefers_math, sdpa_attention
+from zoo.blocks import sdpa
+from zoo.blocks.sdpa import BLOCKWISE_MAX_KEYS, MATH_BELOW_KEYS, prefers_blockwise, prefers_math, sdpa_attention
 
 
 def _qkv(dtype, t=24, kv_heads=2, grad=True):
@@ -36,3 +38,56 @@ def test_math_only_where_it_was_measured_faster():
     assert not prefers_math(*_qkv(torch.float32)[:2])  # float32: even
     assert not prefers_math(*_qkv(torch.bfloat16, grad=False)[:2])  # inference: the flash forward is fast
     assert not prefers_math(*_qkv(torch.bfloat16, t=MATH_BELOW_KEYS)[:2])  # longer: the flash kernel leads
+
+
+def _reference_errors(outputs, reference, grad_out):
+    """Largest |x - reference| / max|reference| of the output and of each gradient."""
+    got = (outputs[0], *torch.autograd.grad(outputs[0], outputs[1:], grad_out))
+    return [((a.double() - b).abs().max() / b.abs().max()).item() for a, b in zip(got, reference, strict=True)]
+
+
+@pytest.mark.parametrize("t,kv_heads", [(256, 4), (320, 2)])
+def test_compiled_blockwise_backward_is_as_close_as_the_flash_kernel(monkeypatch, t, kv_heads):
+    """Inside torch.compile, causal bf16 training attention from 192 to 512 keys takes the flash
+    forward with the block-wise backward: its output and gradients are as close to a float64
+    reference as the flash kernel's own (a wrong block bound, scale or mask is off by far more)."""
+    torch.manual_seed(0)
+    q64 = torch.randn(2, 4, t, 64, dtype=torch.float64, requires_grad=True)
+    k64, v64 = (torch.randn(2, kv_heads, t, 64, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    grad64 = torch.randn(2, 4, t, 64, dtype=torch.float64)
+    out64 = F.scaled_dot_product_attention(q64, k64, v64, is_causal=True, enable_gqa=True)
+    reference = (out64, *torch.autograd.grad(out64, (q64, k64, v64), grad64))
+
+    def attend(q, k, v):
+        return sdpa_attention(q, k, v, is_causal=True, enable_gqa=True)
+
+    taken = []
+    original = sdpa.prefers_blockwise
+    monkeypatch.setattr(sdpa, "prefers_blockwise", lambda *a: taken.append(original(*a)) or taken[-1])
+    inputs = [x.detach().bfloat16().requires_grad_() for x in (q64, k64, v64)]
+    flash = _reference_errors((attend(*inputs), *inputs), reference, grad64.bfloat16())
+    assert taken == [False]  # eager: the flash kernel
+    inputs = [x.detach().bfloat16().requires_grad_() for x in (q64, k64, v64)]
+    compiled = torch.compile(attend, backend="aot_eager", fullgraph=True)
+    blockwise = _reference_errors((compiled(*inputs), *inputs), reference, grad64.bfloat16())
+    assert taken[1:] == [True]
+    for name, mine, kernel in zip(("output", "dq", "dk", "dv"), blockwise, flash, strict=True):
+        assert mine < max(2 * kernel, 1e-2), f"{name}: {mine:.1e} vs the flash kernel's {kernel:.1e}"
+
+
+def test_blockwise_only_where_it_was_measured_faster():
+    def case(t=256, dtype=torch.bfloat16, grad=True, causal=True, mask=None, dropout=0.0):
+        q, k, _ = _qkv(dtype, t=t, grad=grad)
+        return torch.compile(lambda q, k: prefers_blockwise(q, k, mask, dropout, causal), backend="eager",
+                             fullgraph=True)(q, k)
+
+    torch._dynamo.reset()
+    assert case()
+    assert not prefers_blockwise(*_qkv(torch.bfloat16, t=256)[:2], None, 0.0, True)  # eager: unfused, slower
+    assert not case(t=MATH_BELOW_KEYS - 1)  # the math path's range
+    assert not case(t=BLOCKWISE_MAX_KEYS + 1)  # longer: the kernel is as fast
+    assert not case(dtype=torch.float32)
+    assert not case(grad=False)
+    assert not case(causal=False)  # bidirectional: the kernel is closer to float64
+    assert not case(mask=torch.ones(256, 256, dtype=torch.bool))
+    assert not case(dropout=0.1)

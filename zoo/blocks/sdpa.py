@@ -1,5 +1,6 @@
-"""``sdpa_attention``: ``F.scaled_dot_product_attention``, except for short low-precision training
-sequences on a CPU, where the math path is faster.
+"""``sdpa_attention``: ``F.scaled_dot_product_attention``, except for low-precision training on a
+CPU, where two other routes are faster: the math path for short sequences, and — inside a compiled
+model — the flash forward with a block-wise backward that the compiler fuses.
 
 PyTorch's CPU flash-attention kernel splits queries into blocks of 32 rows below 192 of them, and
 its bf16 backward is slow at that block size: training a GPT-2-shaped model (width 256, 4 layers,
@@ -9,6 +10,16 @@ the forward (torch.profiler, one thread). The math path (two batched matmuls and
 were even, at 512 the flash kernel led, and in float32 they were even at 128. So the math path is
 taken only where it was measured to win: CPU, bf16/fp16, gradients recorded, fewer than 192 keys. It
 materialises the ``(b, h, t, s)`` scores, which at these lengths is smaller than one activation.
+
+From 192 to 512 keys the flash forward is fast but its bf16 backward is not (a GPT-2-shaped step at
+sequence 512 spent a third of its time in attention, the backward 5× the forward). Inside a compiled
+model (``torch.compile`` / ``--compile.enabled``) attention there runs as ``_FlashBlockwise``: the
+flash kernel's forward, which also returns each row's log-sum-exp, and a backward written as plain
+tensor code a block of 128 query rows at a time — recompute the probabilities from the saved
+log-sum-exp, then five matmuls — which inductor fuses into a few kernels: 1.5× the flash kernel's
+forward + backward at 512 keys and 2.2× at 256 (bf16, causal, 4 heads of 64; ``benchmarks/
+attention.py``). The scores are rounded to bf16 as the math path (and transformers' eager
+attention) does. Eager stays on the flash kernel: unfused, this backward is slower.
 
 Shapes: b batch, h query heads, k key/value heads, t query len, s key len, d head dim.
 """
@@ -21,12 +32,66 @@ from torch import Tensor
 
 # Below this many keys the CPU flash kernel's backward uses its smallest query blocks (see above).
 MATH_BELOW_KEYS = 192
+# Up to this many keys a compiled model takes the flash forward with the block-wise backward (measured
+# faster to 512; even at 1024).
+BLOCKWISE_MAX_KEYS = 512
+# Query rows per block of the block-wise backward.
+BLOCKWISE_ROWS = 128
 
 
 def prefers_math(q: Tensor, k: Tensor) -> bool:
     """Whether ``sdpa_attention`` takes the math path for these queries and keys."""
     return (q.device.type == "cpu" and q.requires_grad and q.dtype in (torch.bfloat16, torch.float16)
             and k.shape[-2] < MATH_BELOW_KEYS)
+
+
+def prefers_blockwise(q: Tensor, k: Tensor, attn_mask: Tensor | None, dropout_p: float, is_causal: bool) -> bool:
+    """Whether ``sdpa_attention`` takes the flash forward with the block-wise backward: CPU, bf16/fp16,
+    gradients recorded, inside ``torch.compile``, causal with no mask tensor or dropout, queries aligned
+    with the keys, 192–512 keys. (Bidirectional attention stays on the flash kernel: over all keys the
+    bf16-rounded scores gave gradients 2–3× further from a float64 reference than the kernel's.)"""
+    return (q.device.type == "cpu" and q.requires_grad and q.dtype in (torch.bfloat16, torch.float16)
+            and torch.compiler.is_compiling() and is_causal and attn_mask is None and dropout_p == 0.0
+            and q.shape[-2] == k.shape[-2] and MATH_BELOW_KEYS <= k.shape[-2] <= BLOCKWISE_MAX_KEYS)
+
+
+class _FlashBlockwise(torch.autograd.Function):
+    """Causal attention: the CPU flash kernel's forward; the backward a block of query rows at a time.
+
+    With the output ``o``, the row log-sum-exp ``L`` and ``D = rowsum(dO ∘ o)``, each block of rows
+    recomputes ``P = exp(QKᵀ·scale − L)`` over the keys it can see and accumulates
+    ``dV += Pᵀ dO``, ``dS = P ∘ (dO Vᵀ − D)``, ``dQ = dS K·scale``, ``dK += dSᵀ Q·scale``."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, True, scale=scale)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:  # type: ignore[override]
+        q, k, v, out, lse = ctx.saved_tensors
+        scale, t = ctx.scale, q.shape[-2]
+        grad_out = grad_out.contiguous()
+        delta = (grad_out.float() * out.float()).sum(-1, keepdim=True)  # (b, h, t, 1)
+        grad_q = []
+        grad_k, grad_v = (x.new_zeros(x.shape, dtype=torch.float32) for x in (k, v))
+        for start in range(0, t, BLOCKWISE_ROWS):
+            stop = min(t, start + BLOCKWISE_ROWS)
+            seen = stop  # the keys this block's rows can see (causal, t == s)
+            q_block, grad_block = q[:, :, start:stop], grad_out[:, :, start:stop]
+            k_seen, v_seen = k[:, :, :seen], v[:, :, :seen]
+            scores = (q_block @ k_seen.transpose(-1, -2)).float() * scale  # (b, h, rows, seen)
+            rows = torch.arange(start, stop, device=q.device)[:, None]
+            future = torch.arange(seen, device=q.device)[None, :] > rows
+            probs = (scores - lse[:, :, start:stop, None]).exp().masked_fill(future, 0.0)
+            grad_v[:, :, :seen] += (probs.to(q.dtype).transpose(-1, -2) @ grad_block).float()
+            grad_scores = (probs * ((grad_block @ v_seen.transpose(-1, -2)).float() - delta[:, :, start:stop]))
+            grad_scores = grad_scores.to(q.dtype)
+            grad_q.append((grad_scores @ k_seen) * scale)
+            grad_k[:, :, :seen] += (grad_scores.transpose(-1, -2) @ q_block).float() * scale
+        return torch.cat(grad_q, dim=2), grad_k.to(k.dtype), grad_v.to(v.dtype), None
 
 
 def sdpa_attention(
@@ -47,5 +112,10 @@ def sdpa_attention(
         out, _ = torch.ops.aten._scaled_dot_product_attention_math(
             q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)
         return out
+    if prefers_blockwise(q, k, attn_mask, dropout_p, is_causal):
+        if enable_gqa and k.shape[1] != q.shape[1]:
+            repeats = q.shape[1] // k.shape[1]
+            k, v = k.repeat_interleave(repeats, dim=1), v.repeat_interleave(repeats, dim=1)  # (b, h, s, d)
+        return _FlashBlockwise.apply(q, k, v, scale if scale is not None else q.shape[-1] ** -0.5)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                                           scale=scale, enable_gqa=enable_gqa)

@@ -17,6 +17,12 @@ class ZooModel(nn.Module):
 
     config: TransformerConfig
 
+    @property
+    def output_head(self) -> nn.Module:
+        """The module that turns final hidden states into vocabulary logits (BERT: its whole MLM
+        head; GPT, T5: ``lm_head``)."""
+        return self.lm_head
+
     def init_weights(self) -> None:
         """Normal(0, init_std) for linear and embedding weights, zero biases, unit norms; residual
         output projections scaled by 1/sqrt(2·layers) so the residual stream's variance does not

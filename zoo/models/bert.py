@@ -100,6 +100,10 @@ class BERT(ZooModel):
     def lm_head(self) -> nn.Linear:
         return self.mlm_head.decoder
 
+    @property
+    def output_head(self) -> nn.Module:
+        return self.mlm_head
+
     def encode(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None
     ) -> Tensor:
