@@ -40,6 +40,27 @@ def _padded(b=2, t=12):
     return ids, mask
 
 
+def test_a_long_run_does_not_outgrow_dynamos_cache():
+    """Every stack shares one code object: T5's two stacks × train/eval × a few batch shapes are more
+    than dynamo's default 8 versions, after which it would run the stacks eager without a word.
+    compile_model keeps room for them: every one of 20 distinct calls is compiled."""
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    model = T5(T5Config(**TINY))
+    with torch._dynamo.config.patch(recompile_limit=8):  # dynamo's default
+        compile_model(model, backend=counting_backend, dynamic=False)  # static: each shape compiles anew
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                for b in range(1, 6):
+                    ids = torch.randint(4, 61, (b, 8))
+                    model(ids, ids[:, :5])
+    assert len(graphs) == 2 * 2 * 5  # (encoder, decoder) × grad mode × batch size
+
+
 @pytest.mark.parametrize("family", ["gpt", "llama", "bert", "t5"])
 def test_training_step_compiles_without_graph_breaks(family):
     """fullgraph=True raises on any graph break, forward or backward; the compiled model keeps

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -40,11 +40,14 @@ GPU_BF16_PEAKS = {"h200": 989e12, "h100 pcie": 756e12, "h100": 989e12, "a100": 3
 # ---------------------------------------------------------------------------------------------
 # Compiling
 
+# Compiled versions kept per function (dynamo's default: 8); see compile_model.
+RECOMPILE_LIMIT = 64
+
 
 def compile_model(
     model: nn.Module,
     *,
-    backend: str = "inductor",
+    backend: str | Callable[..., Any] = "inductor",
     mode: str | None = None,
     fullgraph: bool = False,
     dynamic: bool | None = None,
@@ -73,6 +76,11 @@ def compile_model(
     if not stacks:
         raise ValueError(f"compile_model: {type(model).__name__} holds no zoo TransformerStack to compile")
     heads = [m.output_head for m in model.modules() if isinstance(m, ZooModel) and type(m.output_head) is not nn.Linear]
+    # Every stack shares one code object, and dynamo keeps 8 compiled versions of a function by
+    # default before it runs the rest eager (one warning, easy to miss): T5's encoder and decoder
+    # shapes × training / validation grad mode × a last partial batch filled all 8 in a 100-step
+    # `zoo fit --config configs/t5_span.yaml --config configs/speed/fast.yaml`.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     for module in stacks + heads:
         if getattr(module, "_compiled_call_impl", None) is None:
             module.compile(backend=backend, mode=mode, fullgraph=fullgraph, dynamic=dynamic)
