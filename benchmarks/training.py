@@ -25,6 +25,13 @@ over all cells (min, median) and over the bf16 cells.
     python benchmarks/training.py                 # the full matrix: 16 cells, ~40 min on 2 CPU cores
     python benchmarks/training.py --quick         # seq 128, 2 layers, eager only: ~2 min
     python benchmarks/training.py --families gpt2 --precisions bf16 --seq-lens 512
+    python benchmarks/training.py --ceiling --hidden 512 --heads 8   # + the matmul ceiling column, width 512
+
+``--ceiling`` adds the *matmul ceiling*: every matrix product one eager zoo step runs (recorded with a
+dispatch mode, backward included), each timed alone on random inputs of its shape and dtype, as FLOP/s
+over the square-matmul peak timed between them — the MFU of a step that did nothing but its matmuls.
+No implementation of the step gets above it (attention inside SDPA kernels is the one product it
+does not see).
 
 Needs ``transformers`` (``pip install -e ".[hf]"``); nothing is downloaded.
 """
@@ -42,6 +49,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from zoo.flops import forward_flops
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
@@ -133,6 +141,53 @@ def step_memory(setting: Setting, dtype: torch.dtype) -> float | None:
     return float(peak)
 
 
+class _RecordMatmuls(TorchDispatchMode):
+    """Records the shapes and dtype of every matrix product the step runs (mm, addmm, bmm)."""
+
+    OPS = {torch.ops.aten.mm.default: "mm", torch.ops.aten.addmm.default: "addmm", torch.ops.aten.bmm.default: "bmm"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, tuple[int, ...], tuple[int, ...], torch.dtype]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in self.OPS:
+            a, b = (args[1], args[2]) if func is torch.ops.aten.addmm.default else (args[0], args[1])
+            self.calls.append((self.OPS[func], tuple(a.shape), tuple(b.shape), a.dtype))
+        return func(*args, **(kwargs or {}))
+
+
+def matmul_ceiling(setting: Setting, dtype: torch.dtype, repeats: int = 5) -> float:
+    """The eager step's own matrix products, each timed alone (best of ``repeats``), as a share of
+    the matmul peak — the MFU of a step that did nothing but its matmuls: an upper bound on any
+    implementation's. The peak is timed interleaved with them (the fastest 1024² or 2048² product),
+    so a machine whose speed drifts (a shared one) moves both alike."""
+    recorder = _RecordMatmuls()
+    with recorder:
+        train_steps(setting, 1, dtype)
+    squares = [torch.randn(n, n).to(dtype) for n in (1024, 2048)]
+
+    def best_time(fn: Callable[[], object]) -> float:
+        fn()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    flops = seconds = 0.0
+    peak = 0.0
+    for index, (kind, a_shape, b_shape, matmul_dtype) in enumerate(recorder.calls):
+        a, b = torch.randn(a_shape, dtype=matmul_dtype), torch.randn(b_shape, dtype=matmul_dtype)
+        seconds += best_time(lambda a=a, b=b, fn=torch.bmm if kind == "bmm" else torch.mm: fn(a, b))
+        flops += 2 * a.numel() * b_shape[-1]
+        if index % 8 == 0:  # the peak, between the shapes
+            square = squares[(index // 8) % 2]
+            peak = max(peak, 2 * square.shape[0] ** 3 / best_time(lambda x=square: x @ x))
+    return flops / seconds / peak if seconds and peak else 0.0
+
+
 def run_cell(family: str, precision: str, seq_len: int, args: argparse.Namespace, peaks: dict[str, float]) -> dict:
     from zoo.hf import to_hf
 
@@ -178,6 +233,8 @@ def run_cell(family: str, precision: str, seq_len: int, args: argparse.Namespace
         for setting in settings:
             setting.memory = step_memory(setting, dtype)
 
+    eager_zoo = next(s for s in settings if s.implementation == "zoo" and s.mode == "eager")
+    ceiling = matmul_ceiling(eager_zoo, dtype) if args.ceiling else None
     tokens = batch_size * seq_len * args.steps
     target = seq_len if family == "t5" else None
     step_flops = 3 * forward_flops(zoo.config, batch_size, seq_len, target_len=target)
@@ -191,7 +248,8 @@ def run_cell(family: str, precision: str, seq_len: int, args: argparse.Namespace
     return {"family": family, "precision": precision, "seq_len": seq_len, "batch_size": batch_size,
             "speed": speed, "best": {impl: best[impl].name for impl in IMPLEMENTATIONS},
             "ratio": speed[best["zoo"].name] / speed[best["transformers"].name], "flops_per_sec": flops_per_sec,
-            "memory": {impl: best[impl].memory for impl in IMPLEMENTATIONS}, "loss_diff": loss_diff}
+            "memory": {impl: best[impl].memory for impl in IMPLEMENTATIONS}, "loss_diff": loss_diff,
+            "ceiling": ceiling}
 
 
 def _load() -> str:
@@ -216,7 +274,8 @@ def summary_line(rows: list[dict]) -> str:
 def table(rows: list[dict], modes: list[str], peaks: dict[str, float]) -> list[str]:
     settings = [f"{impl} {mode}" for impl in IMPLEMENTATIONS for mode in modes]
     head = ["family", "precision", "seq × batch", *(f"{s} tok/s" for s in settings), "zoo / transformers",
-            "MFU zoo", "MFU transformers", "step MiB zoo / transformers", "first-loss Δ"]
+            "MFU zoo", "MFU transformers", *(["matmul ceiling"] if any(r["ceiling"] for r in rows) else []),
+            "step MiB zoo / transformers", "first-loss Δ"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
 
     def mib(value: float | None) -> str:
@@ -228,8 +287,10 @@ def table(rows: list[dict], modes: list[str], peaks: dict[str, float]) -> list[s
             mark = "**" if s in r["best"].values() else ""
             cells.append(f"{mark}{r['speed'][s]:.0f}{mark}")
         mfu = {impl: 100 * r["flops_per_sec"][impl] / peaks[r["precision"]] for impl in IMPLEMENTATIONS}
-        cells += [f"{r['ratio']:.2f}×", f"{mfu['zoo']:.0f} %", f"{mfu['transformers']:.0f} %",
-                  f"{mib(r['memory']['zoo'])} / {mib(r['memory']['transformers'])}", f"{r['loss_diff']:.1e}"]
+        cells += [f"{r['ratio']:.2f}×", f"{mfu['zoo']:.0f} %", f"{mfu['transformers']:.0f} %"]
+        if any(row["ceiling"] for row in rows):
+            cells.append(f"{100 * r['ceiling']:.0f} %" if r["ceiling"] else "–")
+        cells += [f"{mib(r['memory']['zoo'])} / {mib(r['memory']['transformers'])}", f"{r['loss_diff']:.1e}"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -250,6 +311,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per setting first (compilation)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the profiled memory step")
+    parser.add_argument("--ceiling", action="store_true", help="add the matmul ceiling: the MFU of the step's own "
+                        "matmuls, each timed alone (an upper bound on what any implementation of the step reaches)")
     parser.add_argument("--quick", action="store_true", help="a fast pass: seq 128, 2 layers, eager, fewer rounds")
     args = parser.parse_args()
     quick = args.quick
