@@ -2,7 +2,7 @@
 throughput, model FLOPs utilisation (MFU) and the share of step time spent waiting for data.
 
 - ``compile_model`` / ``CompileModel`` (``--compile.enabled true``): ``torch.compile`` on every
-  ``TransformerStack`` of the model, in place, so every objective and generation — which call the
+  ``TransformerStack`` of the model (and BERT's MLM head), in place, so every objective and generation — which call the
   stacks through ``forward``, ``encode`` or ``decode`` — runs compiled, and parameter names stay
   those of the eager model (``nn.Module.compile`` keeps them; no ``_orig_mod.``). Eager stays the
   default and the reference.
