@@ -358,6 +358,7 @@ def yaml_files(tmp_path) -> dict[str, Path]:
         "unknown": "model:\n  init_args:\n    config:\n      num_layer: 2\n",
         "syntax": "model:\n  init_args:\n    config: {embed_dim: 32\n    lr: 1\n",
         "negative_std": "model:\n  init_args:\n    config:\n      init_std: -0.5\n",
+        "linked": "last_checkpoint:\n  dirpath: elsewhere\n",
     }
     for name, text in files.items():
         (tmp_path / f"{name}.yaml").write_text(text)
@@ -386,6 +387,12 @@ def unclear_input(case: str, yaml_files: dict[str, Path]) -> tuple[list[str], li
         "unknown_task_argument": (["--model.init_args.lrr", "1e-3"],
                                   ["model.init_args.lrr: CausalLM has no argument 'lrr' (did you mean 'lr'?); "
                                    "valid arguments: config, lr, weight_decay"]),
+        "linked_yaml": (["--config", str(yaml_files["linked"])],
+                        [f"{yaml_files['linked']}: last_checkpoint.dirpath is set from checkpoint.dirpath (linked); "
+                         "set checkpoint.dirpath instead"]),
+        "linked_flag": (["--last_checkpoint.dirpath", "elsewhere"],
+                        ["--last_checkpoint.dirpath is set from --checkpoint.dirpath (linked); set "
+                         "--checkpoint.dirpath instead"]),
         "unknown_data_argument": (["--data.init_args.vocab_sise", "900"],
                                   ["data.init_args.vocab_sise: TextDataModule has no argument 'vocab_sise' "
                                    "(did you mean 'vocab_size'?); valid arguments:"]),
@@ -393,7 +400,8 @@ def unclear_input(case: str, yaml_files: dict[str, Path]) -> tuple[list[str], li
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["unknown_flag", "unknown_yaml", "syntax", "negative_lr", "negative_std_yaml"])
+@pytest.mark.parametrize("case", ["unknown_flag", "unknown_yaml", "syntax", "negative_lr", "negative_std_yaml",
+                                  "linked_yaml"])
 def test_unclear_inputs_end_in_one_line_of_the_console_script(yaml_files, tmp_path, case):
     args, words = unclear_input(case, yaml_files)
     line = assert_one_error_line(zoo_subprocess("fit", *smoke(*args), cwd=tmp_path))
@@ -403,7 +411,7 @@ def test_unclear_inputs_end_in_one_line_of_the_console_script(yaml_files, tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["unknown_flag", "syntax", "negative_lr", "negative_std_flag",
-                                  "unknown_task_argument", "unknown_data_argument"])
+                                  "unknown_task_argument", "unknown_data_argument", "linked_flag"])
 def test_unclear_inputs_end_in_one_line(yaml_files, workdir, monkeypatch, capfd, case):
     args, words = unclear_input(case, yaml_files)
     line = zoo_main(monkeypatch, capfd, ["fit", *smoke(*args)])

@@ -84,6 +84,22 @@ def test_validate_resume_and_second_run_in_same_directory(workdir):
     assert torch.load(last, weights_only=True)["global_step"] == 6
 
 
+def test_ckpt_path_last_takes_the_newest_run_in_the_directory(workdir):
+    """A fresh second run into the same checkpoint directory writes last-v1.ckpt beside the first
+    run's last.ckpt (Lightning's version counter); `--ckpt_path last` resumes the newer one."""
+    gpt = REPO / "configs" / "gpt_clm.yaml"
+    first = run(["fit", *smoke(gpt)])
+    ckpt_dir = Path(first.trainer.checkpoint_callback.dirpath)
+    run(["fit", *smoke(gpt, "--trainer.max_steps", "6")])  # fresh, not resumed
+    second = ckpt_dir / "last-v1.ckpt"
+    assert torch.load(second, weights_only=True)["global_step"] == 6
+    assert torch.load(ckpt_dir / "last.ckpt", weights_only=True)["global_step"] == 4
+    resumed = run(["fit", *smoke(gpt, "--trainer.max_steps", "7"), "--ckpt_path", "last"])
+    assert Path(resumed.config["fit"]["ckpt_path"]).resolve() == second.resolve()
+    assert resumed.trainer.global_step == 7
+    assert torch.load(second, weights_only=True)["global_step"] == 7  # the resumed run kept writing there
+
+
 def test_validate_with_a_checkpoint_reads_its_tokenizer(workdir, cache_dir):
     """A checkpoint records its tokenizer; `--ckpt_path` uses it even when the data settings would
     train another (another tokenizer given explicitly is refused: tests/test_checkpoints.py)."""

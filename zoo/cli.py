@@ -146,9 +146,10 @@ class ZooCLI(LightningCLI):
             self.config[subcommand]["weights_only"] = True
         name = str(ckpt_path)
         dirpath = self.config[subcommand].get("checkpoint", {}).get("dirpath")
-        if name == "last" and dirpath and (Path(dirpath) / "last.ckpt").is_file():
+        newest = newest_last_checkpoint(dirpath) if name == "last" and dirpath else None
+        if newest is not None:
             # The file Lightning would resolve `last` to, through the same checks as a named file.
-            ckpt_path = self.config[subcommand]["ckpt_path"] = str(Path(dirpath) / "last.ckpt")
+            ckpt_path = self.config[subcommand]["ckpt_path"] = str(newest)
         elif name in ("last", "best", "hpc") or name.startswith("registry") or "://" in name:
             return
         model = self.config[subcommand].get("model")
@@ -158,6 +159,14 @@ class ZooCLI(LightningCLI):
         cls = wanted if wanted is not None and issubclass(wanted, saved) else saved  # the more specific one
         model = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": checkpoint["hyper_parameters"]}
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+
+
+def newest_last_checkpoint(dirpath: str | Path) -> Path | None:
+    """The newest ``last*.ckpt`` in ``dirpath`` (by modification time), as Lightning resolves
+    ``ckpt_path="last"``: a fresh run into a directory that already holds ``last.ckpt`` writes
+    ``last-v1.ckpt`` (Lightning's version counter), and resuming must take that one, not the older."""
+    candidates = [p for p in Path(dirpath).glob("last*.ckpt") if p.is_file()] if Path(dirpath).is_dir() else []
+    return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)
 
 
 def run(args: list[str] | None = None) -> ZooCLI:
@@ -221,6 +230,11 @@ def one_line(error: BaseException) -> str:
     unknown = _unknown_option(chain)
     if unknown:
         return unknown
+    for link in chain:  # a value given for an argument the CLI fills from another (link_arguments)
+        linked = _LINKED.search(str(link))
+        if linked:
+            source, target = linked.groups()
+            return f"--{target} is set from --{source} (linked); set --{source} instead"
     for link in reversed(chain):  # the innermost, most specific key first
         lines = [line.strip(" -") for line in str(link).splitlines() if line.strip(" -")]
         for i, line in reversed(list(enumerate(lines))):
@@ -243,8 +257,8 @@ def yaml_error(error: yaml.MarkedYAMLError, path: str | None = None) -> str:
 
 
 def _check_config_files(argv: list[str]) -> None:
-    """Name the file and line of a YAML syntax error in a ``--config`` file: jsonargparse reads the
-    text first and reports it as in "<unicode string>"."""
+    """Name the file and line of a YAML syntax error in a ``--config`` file (jsonargparse reads the
+    text first and reports it as in "<unicode string>"), and refuse a value for a linked field."""
     for i, arg in enumerate(argv):
         if arg in ("--config", "-c") and i + 1 < len(argv):
             path = argv[i + 1]
@@ -257,9 +271,15 @@ def _check_config_files(argv: list[str]) -> None:
         except (OSError, UnicodeDecodeError):
             continue  # missing or unreadable: jsonargparse says so
         try:
-            yaml.safe_load(text)
+            config = yaml.safe_load(text)
         except yaml.MarkedYAMLError as error:
             raise ValueError(yaml_error(error, path)) from None
+        # A linked target in a file is overwritten by its source without a word (on the command line
+        # jsonargparse refuses it): say so instead of writing last.ckpt somewhere else than asked.
+        last = config.get("last_checkpoint") if isinstance(config, dict) else None
+        if isinstance(last, dict) and "dirpath" in last:
+            raise ValueError(f"{path}: last_checkpoint.dirpath is set from checkpoint.dirpath (linked); "
+                             "set checkpoint.dirpath instead")
 
 
 def _check_negative_values(argv: list[str]) -> None:
@@ -275,6 +295,7 @@ def _check_negative_values(argv: list[str]) -> None:
 _NEGATIVE = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$|^-(inf|nan)$", re.IGNORECASE)
 _CLASS_PATH = re.compile(r"Problem with given class_path '([\w.]+)'")
 _PARSER_KEY = re.compile(r'Parser key "([\w.]+)"')
+_LINKED = re.compile(r"argument ([\w.]+) --> ([\w.]+): ")
 _UNKNOWN_OPTIONS = (
     re.compile(r"unrecognized arguments: --([\w.]+)"),                           # command line
     re.compile(r"Group '([\w.]+)' does not accept option '(\w+)'"),              # YAML, nested
