@@ -16,7 +16,7 @@ Two tables, each setting timed in alternating rounds in one process (median):
    ``--compile.enabled true`` adds ``compile_model`` and the compiled loss). On a CPU training keeps
    the dense bias, since this torch has no FlexAttention backward there; on a GPU it takes FlexAttention.
 
-3. **Causal training attention** (forward + backward of the attention op alone, bf16, 4 heads of
+3. **Training attention** (forward + backward of the attention op alone, causal and bidirectional, bf16, 4 heads of
    64, 1024 tokens): the CPU flash kernel (``F.scaled_dot_product_attention``, what eager runs)
    against what a compiled model runs (``zoo.blocks.sdpa``: the flash forward with a block-wise
    backward that inductor fuses, from 192 to 512 keys), with the largest gradient difference.
@@ -250,26 +250,27 @@ def training_table(args: argparse.Namespace) -> list[str]:
 
 
 def kernel_table(args: argparse.Namespace) -> list[str]:
-    lines = ["| keys × batch | flash kernel ms | compiled (zoo.blocks.sdpa) ms | speed-up | max |Δ grad| |",
-             "|---|---:|---:|---:|---:|"]
-    for seq_len in sorted({256, *args.seq_lens}):
+    lines = ["| attention | keys × batch | flash kernel ms | compiled (zoo.blocks.sdpa) ms | speed-up | max |Δ grad| |",
+             "|---|---|---:|---:|---:|---:|"]
+    for causal, seq_len in [(c, t) for c in (True, False) for t in sorted({256, *args.seq_lens})]:
         batch = max(1, args.batch_tokens // seq_len)
         torch.manual_seed(0)
         q, k, v = (torch.randn(batch, 4, seq_len, 64, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))
         grad = torch.randn(batch, 4, seq_len, 64, dtype=torch.bfloat16)
         torch._dynamo.reset()
-        compiled = torch.compile(lambda q, k, v: sdpa_attention(q, k, v, is_causal=True), dynamic=False)
+        compiled = torch.compile(lambda q, k, v, c=causal: sdpa_attention(q, k, v, is_causal=c), dynamic=False)
 
         inputs = (q, k, v)
 
         def step(fn: Callable[..., torch.Tensor], inputs=inputs, grad=grad) -> Callable[[], tuple[torch.Tensor, ...]]:
             return lambda: torch.autograd.grad(fn(*inputs), inputs, grad)
 
-        flash = step(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
+        flash = step(lambda q, k, v, c=causal: F.scaled_dot_product_attention(q, k, v, is_causal=c))
         difference = max((a.float() - b.float()).abs().max().item()
                          for a, b in zip(flash(), step(compiled)(), strict=True))
         times = timed_rounds({"flash": flash, "compiled": step(compiled)}, args.repeats, args.steps)
-        lines.append(f"| {seq_len} × {batch} | {1e3 * times['flash']:.2f} | {1e3 * times['compiled']:.2f} | "
+        kind = "causal" if causal else "bidirectional"
+        lines.append(f"| {kind} | {seq_len} × {batch} | {1e3 * times['flash']:.2f} | {1e3 * times['compiled']:.2f} | "
                      f"{times['flash'] / times['compiled']:.2f}× | {difference:.1e} |")
         print("  kernel " + lines[-1], flush=True)
     return lines
@@ -303,7 +304,7 @@ def main() -> None:
     if "training" not in args.skip:
         print("\n".join(["", "Training step (forward + backward + AdamW):", *training_table(args)]), flush=True)
     if "kernel" not in args.skip:
-        print("\n".join(["", "Causal training attention, bf16 (forward + backward of the op):", *kernel_table(args)]),
+        print("\n".join(["", "Training attention, bf16 (forward + backward of the op):", *kernel_table(args)]),
               flush=True)
 
 

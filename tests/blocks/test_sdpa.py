@@ -46,20 +46,20 @@ def _reference_errors(outputs, reference, grad_out):
     return [((a.double() - b).abs().max() / b.abs().max()).item() for a, b in zip(got, reference, strict=True)]
 
 
-@pytest.mark.parametrize("t,kv_heads", [(256, 4), (320, 2)])
-def test_compiled_blockwise_backward_is_as_close_as_the_flash_kernel(monkeypatch, t, kv_heads):
-    """Inside torch.compile, causal bf16 training attention from 192 to 512 keys takes the flash
+@pytest.mark.parametrize("t,kv_heads,is_causal", [(256, 4, True), (320, 2, True), (256, 4, False), (200, 2, False)])
+def test_compiled_blockwise_backward_is_as_close_as_the_flash_kernel(monkeypatch, t, kv_heads, is_causal):
+    """Inside torch.compile, bf16 training attention from 192 to 512 keys takes the flash
     forward with the block-wise backward: its output and gradients are as close to a float64
     reference as the flash kernel's own (a wrong block bound, scale or mask is off by far more)."""
     torch.manual_seed(0)
     q64 = torch.randn(2, 4, t, 64, dtype=torch.float64, requires_grad=True)
     k64, v64 = (torch.randn(2, kv_heads, t, 64, dtype=torch.float64, requires_grad=True) for _ in range(2))
     grad64 = torch.randn(2, 4, t, 64, dtype=torch.float64)
-    out64 = F.scaled_dot_product_attention(q64, k64, v64, is_causal=True, enable_gqa=True)
+    out64 = F.scaled_dot_product_attention(q64, k64, v64, is_causal=is_causal, enable_gqa=True)
     reference = (out64, *torch.autograd.grad(out64, (q64, k64, v64), grad64))
 
     def attend(q, k, v):
-        return sdpa_attention(q, k, v, is_causal=True, enable_gqa=True)
+        return sdpa_attention(q, k, v, is_causal=is_causal, enable_gqa=True)
 
     taken = []
     original = sdpa.prefers_blockwise
@@ -72,7 +72,7 @@ def test_compiled_blockwise_backward_is_as_close_as_the_flash_kernel(monkeypatch
     blockwise = _reference_errors((compiled(*inputs), *inputs), reference, grad64.bfloat16())
     assert taken[1:] == [True]
     for name, mine, kernel in zip(("output", "dq", "dk", "dv"), blockwise, flash, strict=True):
-        assert mine < max(2 * kernel, 1e-2), f"{name}: {mine:.1e} vs the flash kernel's {kernel:.1e}"
+        assert mine < 1.5 * kernel, f"{name}: {mine:.1e} vs the flash kernel's {kernel:.1e}"
 
 
 def test_blockwise_only_where_it_was_measured_faster():
@@ -88,6 +88,6 @@ def test_blockwise_only_where_it_was_measured_faster():
     assert not case(t=BLOCKWISE_MAX_KEYS + 1)  # longer: the kernel is as fast
     assert not case(dtype=torch.float32)
     assert not case(grad=False)
-    assert not case(causal=False)  # bidirectional: the kernel is closer to float64
+    assert case(causal=False)
     assert not case(mask=torch.ones(256, 256, dtype=torch.bool))
     assert not case(dropout=0.1)

@@ -16,10 +16,10 @@ sequence 512 spent a third of its time in attention, the backward 5× the forwar
 model (``torch.compile`` / ``--compile.enabled``) attention there runs as ``_FlashBlockwise``: the
 flash kernel's forward, which also returns each row's log-sum-exp, and a backward written as plain
 tensor code a block of 128 query rows at a time — recompute the probabilities from the saved
-log-sum-exp, then five matmuls — which inductor fuses into a few kernels: 1.5× the flash kernel's
-forward + backward at 512 keys and 2.2× at 256 (bf16, causal, 4 heads of 64; ``benchmarks/
-attention.py``). The scores are rounded to bf16 as the math path (and transformers' eager
-attention) does. Eager stays on the flash kernel: unfused, this backward is slower.
+log-sum-exp, then five matmuls — which inductor fuses into a few kernels: 1.2–1.6× the flash
+kernel's forward + backward at 512 keys and 1.6× at 256 (bf16, causal, 4 heads of 64; ``python
+benchmarks/attention.py``, its kernel table), causal or bidirectional. Eager stays on the flash
+kernel: unfused, this backward is slower.
 
 Shapes: b batch, h query heads, k key/value heads, t query len, s key len, d head dim.
 """
@@ -47,51 +47,55 @@ def prefers_math(q: Tensor, k: Tensor) -> bool:
 
 def prefers_blockwise(q: Tensor, k: Tensor, attn_mask: Tensor | None, dropout_p: float, is_causal: bool) -> bool:
     """Whether ``sdpa_attention`` takes the flash forward with the block-wise backward: CPU, bf16/fp16,
-    gradients recorded, inside ``torch.compile``, causal with no mask tensor or dropout, queries aligned
-    with the keys, 192–512 keys. (Bidirectional attention stays on the flash kernel: over all keys the
-    bf16-rounded scores gave gradients 2–3× further from a float64 reference than the kernel's.)"""
+    gradients recorded, inside ``torch.compile``, no mask tensor or dropout, queries aligned with the
+    keys (causal or not), 192–512 keys."""
     return (q.device.type == "cpu" and q.requires_grad and q.dtype in (torch.bfloat16, torch.float16)
-            and torch.compiler.is_compiling() and is_causal and attn_mask is None and dropout_p == 0.0
+            and torch.compiler.is_compiling() and attn_mask is None and dropout_p == 0.0
             and q.shape[-2] == k.shape[-2] and MATH_BELOW_KEYS <= k.shape[-2] <= BLOCKWISE_MAX_KEYS)
 
 
 class _FlashBlockwise(torch.autograd.Function):
-    """Causal attention: the CPU flash kernel's forward; the backward a block of query rows at a time.
+    """The CPU flash kernel's forward; the backward a block of query rows at a time.
 
     With the output ``o``, the row log-sum-exp ``L`` and ``D = rowsum(dO ∘ o)``, each block of rows
     recomputes ``P = exp(QKᵀ·scale − L)`` over the keys it can see and accumulates
-    ``dV += Pᵀ dO``, ``dS = P ∘ (dO Vᵀ − D)``, ``dQ = dS K·scale``, ``dK += dSᵀ Q·scale``."""
+    ``dV += Pᵀ dO``, ``dS = P ∘ (dO Vᵀ − D)``, ``dQ = dS K·scale``, ``dK += dSᵀ Q·scale``. ``QKᵀ`` is
+    recomputed in float32 (rounding the scores to bf16 first put the gradients of bidirectional
+    attention 2–3× further from float64 than the kernel's; in float32 they are as close, at the
+    same speed: it is the smallest of the five products)."""
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:  # type: ignore[override]
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, True, scale=scale)
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, is_causal: bool, scale: float) -> Tensor:  # type: ignore[override]
+        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, is_causal, scale=scale)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.scale = scale
+        ctx.is_causal, ctx.scale = is_causal, scale
         return out
 
     @staticmethod
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:  # type: ignore[override]
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, None, None]:  # type: ignore[override]
         q, k, v, out, lse = ctx.saved_tensors
-        scale, t = ctx.scale, q.shape[-2]
+        is_causal, scale, t = ctx.is_causal, ctx.scale, q.shape[-2]
         grad_out = grad_out.contiguous()
         delta = (grad_out.float() * out.float()).sum(-1, keepdim=True)  # (b, h, t, 1)
+        k_float = k.float()
         grad_q = []
         grad_k, grad_v = (x.new_zeros(x.shape, dtype=torch.float32) for x in (k, v))
         for start in range(0, t, BLOCKWISE_ROWS):
             stop = min(t, start + BLOCKWISE_ROWS)
-            seen = stop  # the keys this block's rows can see (causal, t == s)
+            seen = stop if is_causal else t  # the keys this block's rows can see (t == s)
             q_block, grad_block = q[:, :, start:stop], grad_out[:, :, start:stop]
             k_seen, v_seen = k[:, :, :seen], v[:, :, :seen]
-            scores = (q_block @ k_seen.transpose(-1, -2)).float() * scale  # (b, h, rows, seen)
-            rows = torch.arange(start, stop, device=q.device)[:, None]
-            future = torch.arange(seen, device=q.device)[None, :] > rows
-            probs = (scores - lse[:, :, start:stop, None]).exp().masked_fill(future, 0.0)
+            scores = (q_block.float() @ k_float[:, :, :seen].transpose(-1, -2)) * scale  # (b, h, rows, seen)
+            probs = (scores - lse[:, :, start:stop, None]).exp()
+            if is_causal:
+                rows = torch.arange(start, stop, device=q.device)[:, None]
+                probs = probs.masked_fill(torch.arange(seen, device=q.device)[None, :] > rows, 0.0)
             grad_v[:, :, :seen] += (probs.to(q.dtype).transpose(-1, -2) @ grad_block).float()
             grad_scores = (probs * ((grad_block @ v_seen.transpose(-1, -2)).float() - delta[:, :, start:stop]))
             grad_scores = grad_scores.to(q.dtype)
             grad_q.append((grad_scores @ k_seen) * scale)
             grad_k[:, :, :seen] += (grad_scores.transpose(-1, -2) @ q_block).float() * scale
-        return torch.cat(grad_q, dim=2), grad_k.to(k.dtype), grad_v.to(v.dtype), None
+        return torch.cat(grad_q, dim=2), grad_k.to(k.dtype), grad_v.to(v.dtype), None, None
 
 
 def sdpa_attention(
@@ -116,6 +120,6 @@ def sdpa_attention(
         if enable_gqa and k.shape[1] != q.shape[1]:
             repeats = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(repeats, dim=1), v.repeat_interleave(repeats, dim=1)  # (b, h, s, d)
-        return _FlashBlockwise.apply(q, k, v, scale if scale is not None else q.shape[-1] ** -0.5)
+        return _FlashBlockwise.apply(q, k, v, is_causal, scale if scale is not None else q.shape[-1] ** -0.5)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                                           scale=scale, enable_gqa=enable_gqa)
