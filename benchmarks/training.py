@@ -160,12 +160,11 @@ class _RecordMatmuls(TorchDispatchMode):
 def matmul_ceiling(setting: Setting, dtype: torch.dtype, repeats: int = 5) -> float:
     """The eager step's own matrix products, each timed alone (best of ``repeats``), as a share of
     the matmul peak — the MFU of a step that did nothing but its matmuls: an upper bound on any
-    implementation's. The peak is timed interleaved with them (the fastest 1024² or 2048² product),
-    so a machine whose speed drifts (a shared one) moves both alike."""
+    implementation's. The peak (``measure_matmul_peak``) is timed interleaved with them, so a machine
+    whose speed drifts (a shared one) moves both alike."""
     recorder = _RecordMatmuls()
     with recorder:
         train_steps(setting, 1, dtype)
-    squares = [torch.randn(n, n).to(dtype) for n in (1024, 2048)]
 
     def best_time(fn: Callable[[], object]) -> float:
         fn()
@@ -183,8 +182,7 @@ def matmul_ceiling(setting: Setting, dtype: torch.dtype, repeats: int = 5) -> fl
         seconds += best_time(lambda a=a, b=b, fn=torch.bmm if kind == "bmm" else torch.mm: fn(a, b))
         flops += 2 * a.numel() * b_shape[-1]
         if index % 8 == 0:  # the peak, between the shapes
-            square = squares[(index // 8) % 2]
-            peak = max(peak, 2 * square.shape[0] ** 3 / best_time(lambda x=square: x @ x))
+            peak = max(peak, measure_matmul_peak(dtype, seconds=0.1))
     return flops / seconds / peak if seconds and peak else 0.0
 
 

@@ -2,10 +2,10 @@
 throughput, model FLOPs utilisation (MFU) and the share of step time spent waiting for data.
 
 - ``compile_model`` / ``CompileModel`` (``--compile.enabled true``): ``torch.compile`` on every
-  ``TransformerStack`` of the model (and BERT's MLM head), in place, so every objective and generation — which call the
-  stacks through ``forward``, ``encode`` or ``decode`` — runs compiled, and parameter names stay
-  those of the eager model (``nn.Module.compile`` keeps them; no ``_orig_mod.``). Eager stays the
-  default and the reference.
+  ``TransformerStack`` of the model (and BERT's MLM head), in place, so every objective and
+  generation — which call the stacks through ``forward``, ``encode`` or ``decode`` — runs compiled,
+  and parameter names stay those of the eager model (``nn.Module.compile`` keeps them; no
+  ``_orig_mod.``). Eager stays the default and the reference.
 - ``measure_matmul_peak``: FLOP/s of large square matmuls on this device and dtype — the
   denominator of MFU on a CPU, where Lightning knows no peak.
 - ``SpeedMonitor`` (on in every ``zoo fit``): tokens/s, FLOP/s and MFU from the model's own FLOP

@@ -27,7 +27,7 @@ from zoo.blocks.masks import (
     unblock_empty_rows,
 )
 from zoo.blocks.positions import apply_rotary
-from zoo.blocks.sdpa import sdpa_attention
+from zoo.blocks.sdpa import repeat_kv_heads, sdpa_attention
 from zoo.blocks.softcap import softcap as cap_scores
 
 __all__ = ["KVCache", "MultiHeadAttention", "SlidingWindowCache", "eager_attention", "prepare_attention_mask"]
@@ -56,9 +56,8 @@ def eager_attention(
     SDPA cannot do: with it this is the path attention takes.
     """
     t, s = q.shape[-2], k.shape[-2]
-    if enable_gqa and k.shape[1] != q.shape[1]:
-        repeats = q.shape[1] // k.shape[1]
-        k, v = k.repeat_interleave(repeats, dim=1), v.repeat_interleave(repeats, dim=1)  # (b, h, s, d)
+    if enable_gqa:
+        k, v = repeat_kv_heads(k, v, q.shape[1])  # (b, h, s, d)
     scores = (q @ k.transpose(-2, -1)) * (scale if scale is not None else 1.0 / math.sqrt(q.shape[-1]))
     scores = cap_scores(scores, softcap)
     if is_causal:

@@ -39,6 +39,15 @@ BLOCKWISE_MAX_KEYS = 512
 BLOCKWISE_ROWS = 128
 
 
+def repeat_kv_heads(k: Tensor, v: Tensor, num_heads: int) -> tuple[Tensor, Tensor]:
+    """``k``, ``v`` ``(b, k, s, d)`` with each key/value head repeated for its query heads
+    (grouped-query attention), ``(b, num_heads, s, d)``; unchanged when the counts match."""
+    if k.shape[1] == num_heads:
+        return k, v
+    repeats = num_heads // k.shape[1]
+    return k.repeat_interleave(repeats, dim=1), v.repeat_interleave(repeats, dim=1)
+
+
 def prefers_math(q: Tensor, k: Tensor) -> bool:
     """Whether ``sdpa_attention`` takes the math path for these queries and keys."""
     return (q.device.type == "cpu" and q.requires_grad and q.dtype in (torch.bfloat16, torch.float16)
@@ -117,9 +126,8 @@ def sdpa_attention(
             q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)
         return out
     if prefers_blockwise(q, k, attn_mask, dropout_p, is_causal):
-        if enable_gqa and k.shape[1] != q.shape[1]:
-            repeats = q.shape[1] // k.shape[1]
-            k, v = k.repeat_interleave(repeats, dim=1), v.repeat_interleave(repeats, dim=1)  # (b, h, s, d)
+        if enable_gqa:
+            k, v = repeat_kv_heads(k, v, q.shape[1])
         return _FlashBlockwise.apply(q, k, v, is_causal, scale if scale is not None else q.shape[-1] ** -0.5)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
                                           scale=scale, enable_gqa=enable_gqa)
