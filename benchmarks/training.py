@@ -53,7 +53,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from zoo.flops import forward_flops
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
-from zoo.speed import compile_model, measure_matmul_peak
+from zoo.speed import compile_model, measure_matmul_peak, reuse_freed_memory
 from zoo.tasks.losses import compiled_token_cross_entropy, token_cross_entropy
 
 FAMILIES = ("gpt2", "llama", "bert", "t5")
@@ -311,6 +311,8 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the profiled memory step")
     parser.add_argument("--ceiling", action="store_true", help="add the matmul ceiling: the MFU of the step's own "
                         "matmuls, each timed alone (an upper bound on what any implementation of the step reaches)")
+    parser.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (the zoo command "
+                        "sets zoo.speed.reuse_freed_memory, and so does this benchmark by default, for both sides)")
     parser.add_argument("--quick", action="store_true", help="a fast pass: seq 128, 2 layers, eager, fewer rounds")
     args = parser.parse_args()
     quick = args.quick
@@ -321,6 +323,7 @@ def main() -> None:
     args.repeats = args.repeats or (3 if quick else 5)
     if args.threads:
         torch.set_num_threads(args.threads)
+    malloc = "glibc default" if args.system_malloc or not reuse_freed_memory() else "freed memory reused"
     from transformers.utils import logging
 
     logging.set_verbosity_error()
@@ -329,8 +332,8 @@ def main() -> None:
     peaks = {p: measure_matmul_peak(PRECISIONS[p], seconds=1.0) for p in args.precisions}
     print(f"forward + backward + AdamW (fused), {args.batch_tokens} tokens per batch; {args.layers} layers, width "
           f"{args.hidden}, {args.heads} heads, vocab {args.vocab_size}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; median of {args.repeats} rounds × {args.steps} steps; load average "
-          f"{_load()}", flush=True)
+          f"{torch.get_num_threads()} threads; malloc: {malloc}; median of {args.repeats} rounds × {args.steps} steps; "
+          f"load average {_load()}", flush=True)
     rows = []
     for family in args.families:
         for precision in args.precisions:

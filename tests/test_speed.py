@@ -5,6 +5,9 @@ Compilation uses cheap backends: ``aot_eager`` traces forward and backward (a gr
 ``fullgraph=True`` there just as with inductor) without generating code; ``eager`` traces only.
 """
 
+import os
+import subprocess
+import sys
 import time
 
 import lightning as L
@@ -16,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from zoo.flops import training_flops
 from zoo.generation import generate
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
-from zoo.speed import CompileModel, SpeedMonitor, compile_model, is_compiled, measure_matmul_peak
+from zoo.speed import CompileModel, SpeedMonitor, compile_model, is_compiled, measure_matmul_peak, reuse_freed_memory
 from zoo.tasks import CausalLM
 from zoo.tasks.losses import token_cross_entropy
 
@@ -189,3 +192,37 @@ def test_fused_adamw_clips_gradients_under_mixed_precision(tmp_path, precision):
     trainer.fit(task, train_dataloaders=DataLoader(_Blocks(2), batch_size=None))
     assert task.optimizers().optimizer.defaults["fused"]
     assert norms and max(norms) <= 1e-3 * 1.001
+
+
+_FAULTS_SCRIPT = """
+import resource, sys, torch
+from zoo.speed import reuse_freed_memory
+print(reuse_freed_memory() if sys.argv[1] == "reuse" else False)
+for _ in range(2):  # 32 MiB: the first two allocations grow the heap either way
+    torch.empty(8 << 20).fill_(1.0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    torch.empty(8 << 20).fill_(1.0)  # allocate, touch every page, free
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc")
+def test_freed_memory_is_reused_without_page_faults():
+    def faults(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], capture_output=True, text=True, check=True,
+                             env={**os.environ, "ZOO_SYSTEM_MALLOC": ""})
+        applied, count = out.stdout.split()
+        return applied, int(count)
+
+    applied, reused = faults("reuse")
+    if applied != "True":
+        pytest.skip("not glibc")
+    _, fresh = faults("system")
+    # Ten fresh 32 MiB blocks fault in ~8,000 pages each; reused ones none.
+    assert fresh > 10 * 4000 and reused < 500, (fresh, reused)
+
+
+def test_zoo_system_malloc_opts_out(monkeypatch):
+    monkeypatch.setenv("ZOO_SYSTEM_MALLOC", "1")
+    assert reuse_freed_memory() is False

@@ -37,6 +37,7 @@ from zoo.callbacks import (
     check_writable,
 )
 from zoo.checkpoints import load_checkpoint, task_class
+from zoo.speed import reuse_freed_memory
 from zoo.tasks import LanguageModelTask
 
 # (data module attribute, model config field) pairs linked at instantiation time.
@@ -203,6 +204,7 @@ def main() -> None:
         # LightningCLI's help knows only its own subcommands.
         print(f"zoo commands: fit, validate, test, predict (LightningCLI, below); {', '.join(EXTRA_COMMANDS)} "
               "(zoo COMMAND --help)\n")
+    reuse_freed_memory()  # before the first large tensor
     try:
         _check_negative_values(sys.argv[1:])
         if len(sys.argv) > 1 and sys.argv[1] in EXTRA_COMMANDS:

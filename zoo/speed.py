@@ -8,6 +8,8 @@ throughput, model FLOPs utilisation (MFU) and the share of step time spent waiti
   ``_orig_mod.``). Eager stays the default and the reference.
 - ``measure_matmul_peak``: FLOP/s of large square matmuls on this device and dtype — the
   denominator of MFU on a CPU, where Lightning knows no peak.
+- ``reuse_freed_memory`` (every ``zoo`` command on Linux): glibc's malloc keeps freed memory for
+  reuse instead of unmapping it, which spared an eager CPU training step ~20,000 page faults.
 - ``SpeedMonitor`` (on in every ``zoo fit``): tokens/s, FLOP/s and MFU from the model's own FLOP
   count (``zoo.flops``), logged and in the progress bar, and the data-wait share.
 """
@@ -129,6 +131,43 @@ class CompileModel(Callback):
         if getattr(pl_module, "loss_fn", None) is token_cross_entropy:  # the loss fuses into one pass too
             pl_module.loss_fn = (compiled_token_cross_entropy() if self.backend == "inductor" and self.mode is None
                                  else torch.compile(token_cross_entropy, backend=self.backend, mode=self.mode))
+
+
+# ---------------------------------------------------------------------------------------------
+# The CPU allocator
+
+# mallopt(3) parameters, from glibc's malloc.h.
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+# Free memory at the top of the heap kept before any goes back to the OS.
+_TRIM_THRESHOLD_BYTES = 1 << 30
+
+
+def reuse_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for reuse instead of handing it back to the OS; True
+    if it was set (Linux with glibc, unless ``ZOO_SYSTEM_MALLOC=1``).
+
+    PyTorch allocates CPU tensors with plain ``malloc``, and glibc serves large requests with a
+    fresh ``mmap`` that ``free`` unmaps again, so every large activation, gradient or temporary of
+    every step is faulted in page by page: an eager fp32 GPT-2-shaped training step (width 256, 4
+    layers, 1024 tokens, vocab 8192) took ~20,000 page faults and 53 ms of kernel time; with
+    ``mmap`` off and trimming raised to 1 GiB, 256 faults and 3 ms (``getrusage``). PyTorch's
+    CPU tuning guide gets the same by preloading jemalloc or tcmalloc; this needs no library. Memory
+    freed stays in the process (its resident size stays near its peak), as a GPU caching allocator
+    keeps it. Process-wide and permanent: the ``zoo`` command calls it once at start-up.
+    """
+    import ctypes
+    import os
+    import platform
+
+    if os.environ.get("ZOO_SYSTEM_MALLOC") == "1" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # mallopt returns 1 on success. M_MMAP_MAX=0 serves every request from the heap; the trim
+    # threshold keeps what is freed there (glibc's default returns it above 128 KiB).
+    return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD_BYTES))
 
 
 # ---------------------------------------------------------------------------------------------

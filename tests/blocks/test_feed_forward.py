@@ -78,3 +78,51 @@ def test_default_ffn_dim_gated_is_two_thirds_rounded_up_to_8(embed_dim, expected
         assert ffn_dim == expected
         # Three gated matrices hold about as many weights as the two plain ones.
         assert abs(3 * embed_dim * ffn_dim - 2 * embed_dim * 4 * embed_dim) <= 3 * embed_dim * 8
+
+
+def _traced_ops(fn, x):
+    """The aten ops ``torch.compile`` traces for ``fn(x)`` (forward and backward), and the result."""
+    from functorch.compile import make_boxed_func
+    from torch._functorch.aot_autograd import aot_module_simplified
+
+    ops = set()
+
+    def record(gm, example_inputs):
+        def compiler(graph, _):
+            ops.update(str(node.target) for node in graph.graph.nodes if node.op == "call_function")
+            return make_boxed_func(graph.forward)
+
+        return aot_module_simplified(gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler)
+
+    torch._dynamo.reset()
+    out = torch.compile(fn, backend=record, fullgraph=True)(x)
+    out.float().sum().backward()
+    return ops, out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_compiled_tanh_gelu_on_cpu_is_the_sigmoid_form_with_the_same_values_and_gradients(dtype):
+    from zoo.blocks.feed_forward import GELU
+
+    x = (torch.randn(4, 257, dtype=torch.float64) * 3).to(dtype)
+    reference = x.double().requires_grad_()
+    torch.nn.functional.gelu(reference, approximate="tanh").sum().backward()
+    leaf = x.clone().requires_grad_()
+    ops, out = _traced_ops(GELU(approximate="tanh"), leaf)
+    assert any("sigmoid" in op for op in ops) and not any("tanh" in op or "gelu" in op for op in ops), ops
+    # Within one rounding of the output dtype of the float64 values (the eager kernel's own accuracy).
+    eager = GELU(approximate="tanh")(x)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-2, rtol=8e-3)
+    torch.testing.assert_close(out.double(), torch.nn.functional.gelu(x.double(), approximate="tanh"), **tol)
+    torch.testing.assert_close(out, eager, **tol)
+    torch.testing.assert_close(leaf.grad.double(), reference.grad, **tol)
+
+
+def test_gelu_keeps_its_kernel_eager_and_for_the_exact_form():
+    from zoo.blocks.feed_forward import GELU
+
+    x = torch.randn(3, 7)
+    expected = torch.nn.functional.gelu(x, approximate="tanh")
+    torch.testing.assert_close(GELU(approximate="tanh")(x), expected, atol=0, rtol=0)
+    ops, _ = _traced_ops(GELU(), x.clone().requires_grad_())
+    assert any("gelu" in op for op in ops) and not any("sigmoid" in op for op in ops), ops
