@@ -10,6 +10,9 @@ forward and loss. "compiled" is what ``--compile.enabled true`` does for the zoo
 (``zoo.speed.compile_model`` on the stacks, and the loss compiled) and ``model.compile()`` for
 transformers (its forward, loss included). Each side computes its loss its own way: the zoo with
 ``zoo.tasks.losses.token_cross_entropy`` (what its tasks use), transformers with its ``labels=`` loss.
+Both run under the allocator setting every ``zoo`` command makes (``zoo.speed.reuse_freed_memory``:
+glibc's malloc keeps freed memory instead of faulting it in again each step); it sped transformers
+up more than the zoo (``--system-malloc`` leaves glibc as it is, for the comparison without it).
 
 Reported per cell: tokens/s of each setting, the best zoo setting over the best transformers one,
 MFU of both best settings (model FLOPs from ``zoo.flops`` over the machine's matmul peak in the

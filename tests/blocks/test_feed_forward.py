@@ -126,3 +126,19 @@ def test_gelu_keeps_its_kernel_eager_and_for_the_exact_form():
     torch.testing.assert_close(GELU(approximate="tanh")(x), expected, atol=0, rtol=0)
     ops, _ = _traced_ops(GELU(), x.clone().requires_grad_())
     assert any("gelu" in op for op in ops) and not any("sigmoid" in op for op in ops), ops
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name", ["relu", "relu2"])
+def test_compiled_relus_on_cpu_have_a_mask_free_backward_with_the_same_gradients(name, dtype):
+    act = ACTIVATIONS[name][0]()
+    reference_act = {"relu": torch.relu, "relu2": lambda x: torch.relu(x).square()}[name]  # eager, gradient 0 at 0
+    x = torch.randn(4, 257, dtype=dtype)
+    x[0, :5] = 0.0  # relu's kink: gradient 0 there, as torch.relu's
+    reference = x.clone().requires_grad_()
+    reference_act(reference).sum().backward()
+    leaf = x.clone().requires_grad_()
+    ops, out = _traced_ops(act, leaf)
+    assert not any(op.split(".")[1] in ("threshold_backward", "le", "gt", "where") for op in ops), ops
+    torch.testing.assert_close(out, reference_act(x), atol=0, rtol=0)
+    torch.testing.assert_close(leaf.grad, reference.grad, atol=0, rtol=0)

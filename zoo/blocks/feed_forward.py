@@ -16,10 +16,60 @@ from torch import Tensor, nn
 ActivationName = Literal["relu", "relu2", "gelu", "gelu_tanh", "swiglu", "geglu", "geglu_tanh"]
 
 
-class ReLUSquared(nn.Module):
-    """``relu(x)²`` (So et al., 2021, "Primer"; the modded-nanogpt speedrun's MLP activation)."""
+def _compiling_on_cpu(x: Tensor) -> bool:
+    return x.device.type == "cpu" and torch.compiler.is_compiling()
+
+
+class _ReLU(torch.autograd.Function):
+    """``relu(x)`` whose backward is ``grad · sign(relu(x))`` — 0 or 1, ``relu``'s derivative —
+    instead of a boolean mask: inside ``torch.compile`` on a CPU, the comparison / boolean-mask
+    kernels inductor writes for ``threshold_backward`` made a ReLU's forward + backward on a
+    (1024, 1024) tensor take 9.5–15 ms (bf16, fp32) against 0.7 ms eager; the sign form 0.9–1.3 ms."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        out = torch.relu(x)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        return grad * out.sign()
+
+
+class _ReLUSquared(torch.autograd.Function):
+    """``relu(x)²`` with the backward ``2·relu(x)·grad`` (no mask needed: it is 0 where ``x < 0``)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
+        out = torch.relu(x)
+        ctx.save_for_backward(out)
+        return out.square()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (out,) = ctx.saved_tensors
+        return 2 * out * grad
+
+
+class ReLU(nn.ReLU):
+    """``nn.ReLU``; inside ``torch.compile`` on a CPU with a mask-free backward (``_ReLU``), which
+    made T5's compiled training step faster than its eager one instead of slower."""
 
     def forward(self, x: Tensor) -> Tensor:
+        if _compiling_on_cpu(x) and x.requires_grad:
+            return _ReLU.apply(x)
+        return super().forward(x)
+
+
+class ReLUSquared(nn.Module):
+    """``relu(x)²`` (So et al., 2021, "Primer"; the modded-nanogpt speedrun's MLP activation);
+    inside ``torch.compile`` on a CPU with a mask-free backward, as ``ReLU``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if _compiling_on_cpu(x) and x.requires_grad:
+            return _ReLUSquared.apply(x)
         return torch.relu(x).square()
 
 
@@ -40,7 +90,7 @@ class GELU(nn.GELU):
     ``F.gelu``'s own kernel."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.approximate == "tanh" and x.device.type == "cpu" and torch.compiler.is_compiling():
+        if self.approximate == "tanh" and _compiling_on_cpu(x):
             wide = x.float()
             inner = _TANH_GELU_SIGMOID_SCALE * (wide + 0.044715 * wide * wide * wide)
             return (wide * torch.sigmoid(inner)).to(x.dtype)
@@ -49,7 +99,7 @@ class GELU(nn.GELU):
 
 # name -> (activation factory, gated?)
 ACTIVATIONS: dict[str, tuple[type[nn.Module] | object, bool]] = {
-    "relu": (nn.ReLU, False),
+    "relu": (ReLU, False),
     "relu2": (ReLUSquared, False),
     "gelu": (GELU, False),
     # GPT-2's "gelu_new": the tanh approximation of GELU.
