@@ -33,6 +33,47 @@ def test_math_path_equals_sdpa(is_causal, with_mask):
         torch.testing.assert_close(got, want, atol=3e-2, rtol=3e-2)
 
 
+@pytest.mark.parametrize("mask_kind", ["causal", "bool", "float", "none"])
+def test_compiled_math_path_equals_sdpa_in_float64_with_no_score_sized_comparison(mask_kind):
+    from functorch.compile import make_boxed_func
+    from torch._functorch.aot_autograd import aot_module_simplified
+
+    q, k, v = _qkv(torch.bfloat16)
+    mask = None
+    if mask_kind == "bool":
+        mask = torch.rand(2, 1, 24, 24) > 0.3
+        mask[0, 0, 3] = False  # a row that sees no key: 0 out, as SDPA, not NaN
+    elif mask_kind == "float":
+        mask = torch.randn(1, 4, 24, 24)  # an additive bias (T5's, ALiBi's)
+    ops = set()
+
+    def record(gm, example_inputs):
+        def compiler(graph, _):
+            ops.update(str(node.target).split(".")[1] for node in graph.graph.nodes if node.op == "call_function"
+                       and node.meta["val"].shape == (2, 4, 24, 24))  # the score-sized ops
+            return make_boxed_func(graph.forward)
+
+        return aot_module_simplified(gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(sdpa_attention, backend=record, fullgraph=True)
+    out = compiled(q, k, v, attn_mask=mask, is_causal=mask_kind == "causal", scale=0.3, enable_gqa=True)
+    grad = torch.randn(2, 4, 24, 16).bfloat16()
+    grads = torch.autograd.grad(out, (q, k, v), grad)
+    assert not ops & {"eq", "ne", "lt", "le", "gt", "ge", "where", "logical_not", "all"}, ops
+    wide = [x.detach().double().requires_grad_() for x in (q, k, v)]
+    expected = F.scaled_dot_product_attention(*wide, attn_mask=None if mask is None else mask.double() if mask_kind
+                                              == "float" else mask, is_causal=mask_kind == "causal", scale=0.3,
+                                              enable_gqa=True)
+    expected_grads = torch.autograd.grad(expected, wide, grad.double())
+    if mask_kind == "bool":
+        assert out[0, :, 3].abs().max() == 0 and expected[0, :, 3].abs().max() == 0
+    torch.testing.assert_close(out.double(), expected, atol=2e-2, rtol=2e-2)  # bf16 inputs, one rounding out
+    for got, want in zip(grads, expected_grads, strict=True):
+        assert got.isfinite().all()
+        torch.testing.assert_close(got.double(), want, atol=3e-2, rtol=3e-2)
+
+
 def test_math_only_where_it_was_measured_faster():
     assert prefers_math(*_qkv(torch.bfloat16)[:2])
     assert not prefers_math(*_qkv(torch.float32)[:2])  # float32: even
