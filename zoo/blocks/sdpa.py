@@ -117,7 +117,8 @@ def _compiled_math_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor 
     profile; the same family of kernels as ``zoo.blocks.feed_forward._ReLU``'s). Here the guard is
     per row and mask-free: the row max is clamped to a finite number (a fully masked row then has
     ``exp(-inf) = 0`` everywhere) and the row sum to at least 1 (any other row's is: its max adds
-    ``exp(0)``), so such a row comes out 0, as SDPA's does, with no comparison over the scores. Causal is SDPA's top-left diagonal."""
+    ``exp(0)``), so such a row comes out 0, as SDPA's does, with no comparison over the scores.
+    Causal is SDPA's top-left diagonal."""
     k, v = repeat_kv_heads(k, v, q.shape[1])
     scores = (q @ k.transpose(-1, -2)).float() * (scale if scale is not None else q.shape[-1] ** -0.5)
     if is_causal:
