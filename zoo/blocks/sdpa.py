@@ -10,6 +10,8 @@ the forward (torch.profiler, one thread). The math path (two batched matmuls and
 were even, at 512 the flash kernel led, and in float32 they were even at 128. So the math path is
 taken only where it was measured to win: CPU, bf16/fp16, gradients recorded, fewer than 192 keys. It
 materialises the ``(b, h, t, s)`` scores, which at these lengths is smaller than one activation.
+Inside ``torch.compile`` it is written out as tensor code (``_compiled_math_attention``), because
+the ATen op's guard for fully masked rows compiles to slow boolean kernels on a CPU.
 
 From 192 to 512 keys the flash forward is fast but its bf16 backward is not (a GPT-2-shaped step at
 sequence 512 spent a third of its time in attention, the backward 5× the forward). Inside a compiled

@@ -8,8 +8,13 @@ same gradient (in the logits' dtype, as autograd returns it) in about a third of
 forward takes the log-sum-exp a block of rows at a time, so no float32 copy of all the logits is ever
 written, and the backward is one softmax kernel over the logits as they are.
 
-Under ``torch.compile``, and on GPUs (where a row loop costs a kernel launch per block), the plain
-form is used: the compiler fuses it into the same single pass.
+Under ``torch.compile`` on a CPU the row loop would be traced as it stands, so ``_CompiledCrossEntropy``
+says the same in whole-tensor ops the compiler fuses: the log-sum-exp forward, and a backward of one
+softmax pass plus a scatter of the ``n`` target entries. ``F.cross_entropy``'s own compiled backward
+compares every column index with the row's target to place the ``-1``, and inductor's boolean
+kernels are slow on a CPU: a (1024, 8192) loss forward + backward took 15.1 ms (bf16) / 12.0 ms
+(fp32) that way and 7.9 / 9.3 ms this way (same values). On GPUs (where a row loop costs a kernel
+launch per block) the plain form is used.
 
 Shapes: n scored positions, v vocab.
 """
@@ -49,9 +54,38 @@ def token_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = IGNO
         labels: ``(n,)`` target ids.
         ignore_index: Label of positions that are not scored.
     """
-    if logits.device.type != "cpu" or torch.compiler.is_compiling():
+    if logits.device.type != "cpu":
         return F.cross_entropy(logits.float(), labels, ignore_index=ignore_index)
+    if torch.compiler.is_compiling():
+        return _CompiledCrossEntropy.apply(logits, labels, ignore_index)
     return _BlockwiseCrossEntropy.apply(logits, labels, ignore_index)
+
+
+class _CompiledCrossEntropy(torch.autograd.Function):
+    """``_BlockwiseCrossEntropy`` in whole-tensor ops, for ``torch.compile`` on a CPU: forward the
+    float32 log-sum-exp of each row; backward ``exp(logits - lse)`` scaled (one fused pass, rounded
+    once to the logits' dtype), then each scored row's target entry set from float32
+    ``p_target - 1`` by a scatter of ``n`` values — no comparison over the ``(n, v)`` logits."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor, ignore_index: int) -> Tensor:  # type: ignore[override]
+        lse = torch.logsumexp(logits.float(), dim=-1)
+        scored = labels != ignore_index
+        targets = labels.masked_fill(~scored, 0)
+        target_logits = logits.gather(1, targets[:, None]).squeeze(1).float()
+        count = scored.sum()
+        loss = torch.where(scored, lse - target_logits, 0.0).sum() / count  # 0/0 = NaN when nothing is scored
+        ctx.save_for_backward(logits, lse, targets, scored, count, target_logits)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_loss: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        logits, lse, targets, scored, count, target_logits = ctx.saved_tensors
+        scale = torch.where(scored, grad_loss / count, 0.0)  # (n,): 0 on rows not scored
+        grad = ((logits.float() - lse[:, None]).exp() * scale[:, None]).to(logits.dtype)
+        target_grads = ((target_logits - lse).exp() - 1) * scale
+        rows = torch.arange(grad.shape[0], device=grad.device)
+        return grad.index_put((rows, targets), target_grads.to(grad.dtype)), None, None
 
 
 class _BlockwiseCrossEntropy(torch.autograd.Function):
