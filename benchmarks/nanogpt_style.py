@@ -3,7 +3,8 @@
 tied head, ``F.cross_entropy`` inside ``forward``, the whole model under ``torch.compile``) against
 the zoo's GPT with ``--compile.enabled`` (``compile_model`` and the compiled loss). Both train with
 fused AdamW, bf16 autocast or float32, in alternating rounds in one process; the table gives
-tokens/s, the ratio and both parameter counts (equal: the same architecture).
+tokens/s, the ratio and both parameter counts (equal: the same architecture). Both run under the
+allocator setting of the ``zoo`` command (``zoo.speed.reuse_freed_memory``).
 
     python benchmarks/nanogpt_style.py                    # seq 128 and 512, bf16 and fp32 (~4 min, 2 CPU cores)
     python benchmarks/nanogpt_style.py --seq-lens 512 --precisions bf16
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.models import GPT, GPTConfig
-from zoo.speed import compile_model
+from zoo.speed import compile_model, reuse_freed_memory
 from zoo.tasks.losses import compiled_token_cross_entropy
 
 
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="steps per timed round")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per model")
     args = parser.parse_args()
+    reuse_freed_memory()
     print(f"GPT-2 shape: {args.layers} layers, width {args.hidden}, {args.heads} heads, vocab {args.vocab_size}, "
           f"{args.batch_tokens} tokens a batch; both compiled, fused AdamW; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} rounds × {args.steps} steps", flush=True)
