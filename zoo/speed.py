@@ -16,6 +16,9 @@ throughput, model FLOPs utilisation (MFU) and the share of step time spent waiti
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -155,10 +158,6 @@ def reuse_freed_memory() -> bool:
     freed stays in the process (its resident size stays near its peak), as a GPU caching allocator
     keeps it. Process-wide and permanent: the ``zoo`` command calls it once at start-up.
     """
-    import ctypes
-    import os
-    import platform
-
     if os.environ.get("ZOO_SYSTEM_MALLOC") == "1" or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:

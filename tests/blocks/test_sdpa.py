@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.blocks.helpers import recording_backend
 from zoo.blocks import sdpa
 from zoo.blocks.sdpa import BLOCKWISE_MAX_KEYS, MATH_BELOW_KEYS, prefers_blockwise, prefers_math, sdpa_attention
 
@@ -35,9 +36,6 @@ def test_math_path_equals_sdpa(is_causal, with_mask):
 
 @pytest.mark.parametrize("mask_kind", ["causal", "bool", "float", "none"])
 def test_compiled_math_path_equals_sdpa_in_float64_with_no_score_sized_comparison(mask_kind):
-    from functorch.compile import make_boxed_func
-    from torch._functorch.aot_autograd import aot_module_simplified
-
     q, k, v = _qkv(torch.bfloat16)
     mask = None
     if mask_kind == "bool":
@@ -46,17 +44,9 @@ def test_compiled_math_path_equals_sdpa_in_float64_with_no_score_sized_compariso
     elif mask_kind == "float":
         mask = torch.randn(1, 4, 24, 24)  # an additive bias (T5's, ALiBi's)
     ops = set()
-
-    def record(gm, example_inputs):
-        def compiler(graph, _):
-            ops.update(str(node.target).split(".")[1] for node in graph.graph.nodes if node.op == "call_function"
-                       and node.meta["val"].shape == (2, 4, 24, 24))  # the score-sized ops
-            return make_boxed_func(graph.forward)
-
-        return aot_module_simplified(gm, example_inputs, fw_compiler=compiler, bw_compiler=compiler)
-
+    score_sized = recording_backend(ops, keep=lambda node: node.meta["val"].shape == (2, 4, 24, 24))
     torch._dynamo.reset()
-    compiled = torch.compile(sdpa_attention, backend=record, fullgraph=True)
+    compiled = torch.compile(sdpa_attention, backend=score_sized, fullgraph=True)
     out = compiled(q, k, v, attn_mask=mask, is_causal=mask_kind == "causal", scale=0.3, enable_gqa=True)
     grad = torch.randn(2, 4, 24, 16).bfloat16()
     grads = torch.autograd.grad(out, (q, k, v), grad)
