@@ -194,6 +194,7 @@ EXTRA_COMMANDS = {
     "convert": "zoo.commands.convert",
     "generate": "zoo.commands.generate",
     "compare": "zoo.commands.compare",
+    "eval": "zoo.commands.eval",
 }
 
 

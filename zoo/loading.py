@@ -51,7 +51,7 @@ def checkpoint_tokenizer(
 
 def load(
     path: str | os.PathLike[str], *, tokenizer: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", what: str = WHAT,
 ) -> tuple[ZooModel, Tokenizer]:
     """The model and tokenizer at ``path``.
 
@@ -61,6 +61,7 @@ def load(
         tokenizer: A zoo tokenizer file to use instead of the recorded one (it must be the one the
             model was trained with).
         device: Where the model goes.
+        what: How messages name the caller (``zoo eval:``, ...).
 
     Returns:
         ``(model, tokenizer)``: the model in eval mode on ``device``.
@@ -73,30 +74,32 @@ def load(
     """
     source = Path(path)
     if source.is_dir():
-        model, found = _load_directory(source, tokenizer)
+        model, found = _load_directory(source, tokenizer, what)
     elif source.exists() or source.suffix == ".ckpt":
         from zoo.adapters import merge_adapters
         from zoo.tasks.base import task_from_checkpoint
 
-        checkpoint = load_checkpoint(source, what=WHAT)
-        found = checkpoint_tokenizer(checkpoint, source, None if tokenizer is None else str(tokenizer))
-        model = merge_adapters(task_from_checkpoint(checkpoint, str(source), what=WHAT).model)
+        checkpoint = load_checkpoint(source, what=what)
+        found = checkpoint_tokenizer(checkpoint, source, None if tokenizer is None else str(tokenizer), what=what)
+        model = merge_adapters(task_from_checkpoint(checkpoint, str(source), what=what).model)
     else:
-        raise FileNotFoundError(f"zoo.load: {source}: no such checkpoint file or export directory")
+        raise FileNotFoundError(f"{what} {source}: no such checkpoint file or export directory")
     return model.to(device).eval(), found
 
 
-def _load_directory(directory: Path, tokenizer: str | os.PathLike[str] | None) -> tuple[ZooModel, Tokenizer]:
+def _load_directory(
+    directory: Path, tokenizer: str | os.PathLike[str] | None, what: str
+) -> tuple[ZooModel, Tokenizer]:
     from zoo.hf import from_hf
     from zoo.hf.tokenizer import export_tokenizer_file
 
     model = from_hf(directory)
     file = Path(tokenizer) if tokenizer is not None else export_tokenizer_file(directory)
     if file is None:
-        raise ValueError(f"zoo.load: {directory} holds no zoo tokenizer (zoo_tokenizer.model or .json, which "
+        raise ValueError(f"{what} {directory} holds no zoo tokenizer (zoo_tokenizer.model or .json, which "
                          "`zoo convert` writes); pass tokenizer=PATH")
     found = load_tokenizer(file)
     if found.vocab_size != model.config.vocab_size:
-        raise ValueError(f"zoo.load: the tokenizer {file} has {found.vocab_size} ids but the model in {directory} "
+        raise ValueError(f"{what} the tokenizer {file} has {found.vocab_size} ids but the model in {directory} "
                          f"has vocab_size {model.config.vocab_size}; pass the tokenizer it was trained with")
     return model, found

@@ -16,10 +16,10 @@ from zoo.models.registry import get_family
 
 #: Small model shapes per family (fast on a CPU, still more than one layer).
 SHAPES = {
-    "gpt": dict(embed_dim=32, num_layers=2, num_heads=4, max_seq_len=96),
-    "llama": dict(embed_dim=32, num_layers=2, num_heads=4, num_kv_heads=2, max_seq_len=96),
-    "t5": dict(embed_dim=32, num_layers=2, num_heads=4, max_seq_len=96),
-    "bert": dict(embed_dim=32, num_layers=2, num_heads=4, max_seq_len=96),
+    "gpt": dict(embed_dim=32, num_layers=2, num_heads=4, max_seq_len=128),
+    "llama": dict(embed_dim=32, num_layers=2, num_heads=4, num_kv_heads=2, max_seq_len=128),
+    "t5": dict(embed_dim=32, num_layers=2, num_heads=4, max_seq_len=128),
+    "bert": dict(embed_dim=32, num_layers=2, num_heads=4, max_seq_len=128),
 }
 
 

@@ -97,7 +97,7 @@ def test_special_tokens_per_family_shape(exports):
                        skip_special_tokens=True) == "The list"
 
     config = json.loads((exports["gpt"] / "tokenizer_config.json").read_text())
-    assert config["model_max_length"] == 96 and config["split_special_tokens"] is True
+    assert config["model_max_length"] == 128 and config["split_special_tokens"] is True
 
 
 PROMPTS = ["The list type", "Return the number of items", "def f(x):\n    return"]
