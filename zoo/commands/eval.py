@@ -68,6 +68,10 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"{WHAT} --max_gen_toks {args.max_gen_toks} must be >= 1")
     if not Path(args.checkpoint).exists():
         raise FileNotFoundError(f"{WHAT} {args.checkpoint}: no such checkpoint file or directory")
+    import torch
+
+    if args.device is not None and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{WHAT} --device {args.device}: no CUDA device here; use --device cpu (or leave it out)")
     offline_by_default()
     from zoo.eval.harness import ZooLM, parse_batch_size
     from zoo.eval.run import check_output, default_output, evaluate, prepare, table, write_results

@@ -74,6 +74,7 @@ class ZooLM(TemplateLM):
         model, zoo_tokenizer: An already loaded model and its tokenizer instead of ``checkpoint``
             (``ZooLM.from_model``; the in-training callback uses it).
         what: How messages about the checkpoint name the caller.
+        progress: Show progress bars.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class ZooLM(TemplateLM):
         zoo_tokenizer: Tokenizer | None = None,
         max_batch_size: Any = None,  # lm-eval passes it to every model; batches here have one fixed size
         what: str = "zoo model:",
+        progress: bool = True,
         **unknown: Any,
     ) -> None:
         super().__init__()
@@ -109,9 +111,14 @@ class ZooLM(TemplateLM):
         self.checkpoint = checkpoint
         self.max_gen_toks = int(max_gen_toks)
         self._device = torch.device(device or default_device())
+        if self._device.type == "cuda" and not torch.cuda.is_available():
+            # lm-eval's command line asks for cuda:0 unless told otherwise; its hf backend falls back too.
+            log.warning("zoo model: device %s is not available here; running on the CPU", device)
+            self._device = torch.device("cpu")
         model = model.to(dtype=DTYPES[dtype])
         self.scorer = Scorer(model, zoo_tokenizer, self._device, parse_batch_size(batch_size))
         self.zoo_tokenizer = zoo_tokenizer
+        self.progress = progress
         self.shape = self.scorer.shape
         self.backend = "seq2seq" if self.shape == "encoder-decoder" else "causal"
 
@@ -174,7 +181,7 @@ class ZooLM(TemplateLM):
 
     def _loglikelihood_tokens(self, requests: list[Any], disable_tqdm: bool = False, **kwargs: Any) -> list[Any]:
         scores = self.scorer.loglikelihood([(context, continuation) for _, context, continuation in requests],
-                                           disable_progress=disable_tqdm)
+                                           disable_progress=disable_tqdm or not self.progress)
         for (key, _, _), score in zip(requests, scores, strict=True):
             if key is not None:
                 self.cache_hook.add_partial("loglikelihood", key, score)
@@ -219,7 +226,7 @@ class ZooLM(TemplateLM):
                 options |= {"do_sample": True, "temperature": float(kwargs.pop("temperature", 1.0) or 1.0)}
                 options |= {k: kwargs.pop(k) for k in ("top_k", "top_p") if kwargs.get(k) is not None}
             prompts = [self.tok_encode(requests[i].args[0]) for i in indices]
-            outputs = self.scorer.generate(prompts, disable_progress=disable_tqdm, **options)
+            outputs = self.scorer.generate(prompts, disable_progress=disable_tqdm or not self.progress, **options)
             for i, ids in zip(indices, outputs, strict=True):
                 text = postprocess_generated_text(self.tok_decode(ids), until, None)
                 results[i] = text

@@ -18,7 +18,8 @@ from typing import Any
 from zoo.eval.tasks import TASKS, close_matches, expand, is_local, task_directory
 
 log = logging.getLogger(__name__)
-INSTALL = "zoo eval needs lm-evaluation-harness: pip install -e '.[eval]' (or pip install 'lm-eval>=0.4.13')"
+INSTALL = ("zoo eval: lm-evaluation-harness is not installed: pip install -e '.[eval]' "
+           "(or pip install 'lm-eval>=0.4.13')")
 
 
 def require_lm_eval() -> None:
@@ -100,7 +101,7 @@ def prepare(names: Sequence[str], cache_dir: str | None = None) -> tuple[Any, di
 def evaluate(
     lm: Any, names: Sequence[str], *, num_fewshot: int | None = None, limit: float | None = None,
     cache_dir: str | None = None, seed: int = 1234, bootstrap_iters: int = 1000, quiet: bool = False,
-    prepared: tuple[Any, dict[str, Any]] | None = None,
+    prepared: tuple[Any, dict[str, Any]] | None = None, reseed: bool = True,
 ) -> dict[str, Any]:
     """lm-eval's results dict of ``lm`` (a ``ZooLM``) on the tasks ``names``.
 
@@ -114,6 +115,9 @@ def evaluate(
         bootstrap_iters: Bootstrap resamples for standard errors of non-mean metrics.
         quiet: Hide lm-eval's progress and log lines (the in-training callback).
         prepared: What ``prepare(names)`` returned, to reuse instead of loading the tasks again.
+        reseed: Seed Python's, NumPy's and torch's global generators with ``seed`` (lm-eval's
+            default); False leaves them alone (seeding only the few-shot sampler), for evaluations
+            inside a training run.
     """
     require_lm_eval()
     from lm_eval import simple_evaluate
@@ -126,7 +130,8 @@ def evaluate(
     try:
         results = simple_evaluate(
             model=lm, tasks=list(tasks.values()), num_fewshot=num_fewshot, limit=limit,
-            random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+            random_seed=seed if reseed else None, numpy_random_seed=seed if reseed else None,
+            torch_random_seed=seed if reseed else None, fewshot_random_seed=seed,
             bootstrap_iters=bootstrap_iters, task_manager=manager,
         )
     finally:

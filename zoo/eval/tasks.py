@@ -234,13 +234,15 @@ def held_out_documents() -> tuple[list[str], list[str]]:
     return split_documents(builtin_corpus(), HELD_OUT["val_fraction"], HELD_OUT["seed"])
 
 
-def _cloze_items(docs: list[str], endings: list[str], rng: random.Random, limit: int | None) -> list[dict]:
+def _cloze_items(docs: list[str], endings: list[str], rng: random.Random, limit: int | None, seen: str) -> list[dict]:
     """Distractors are drawn from ``endings`` with repetition, so with the frequencies of true
     endings: a model that knows only which words are common (or prefers fewer tokens) gets chance."""
     items = []
     for doc in docs:
         for paragraph in paragraphs(doc):
             for sentence in sentences(paragraph):
+                if sentence in seen:
+                    continue
                 *words, last = sentence.split()
                 others: list[str] = []
                 while len(others) < 3:
@@ -253,13 +255,13 @@ def _cloze_items(docs: list[str], endings: list[str], rng: random.Random, limit:
     return _sample(items, rng, limit)
 
 
-def _last_word_items(docs: list[str], rng: random.Random, limit: int | None) -> list[dict]:
+def _last_word_items(docs: list[str], rng: random.Random, limit: int | None, seen: str) -> list[dict]:
     items = []
     for doc in docs:
         for paragraph in paragraphs(doc):
             found = _SENTENCE_END.split(paragraph)
             for i, sentence in enumerate(found):
-                if sentence not in sentences(sentence):
+                if sentence not in sentences(sentence) or sentence in seen:
                     continue
                 *words, last = sentence.split()
                 before = " ".join(found[max(0, i - 2) : i])
@@ -268,13 +270,15 @@ def _last_word_items(docs: list[str], rng: random.Random, limit: int | None) -> 
     return _sample(items, rng, limit)
 
 
-def _next_sentence_items(docs: list[str], rng: random.Random, limit: int | None) -> list[dict]:
+def _next_sentence_items(docs: list[str], rng: random.Random, limit: int | None, seen: str) -> list[dict]:
     pairs, pool = [], []
     for d, doc in enumerate(docs):
         for paragraph in paragraphs(doc):
-            found = [s for s in _SENTENCE_END.split(paragraph) if 6 <= len(s.split()) <= 25]
-            pool += [(d, s) for s in found]
-            pairs += [(d, a, b) for a, b in zip(found, found[1:], strict=False)]
+            found = _SENTENCE_END.split(paragraph)
+            fits = [6 <= len(s.split()) <= 25 for s in found]
+            pool += [(d, s) for s, ok in zip(found, fits, strict=True) if ok]
+            pairs += [(d, a, b) for a, b, ok_a, ok_b in zip(found, found[1:], fits, fits[1:], strict=False)
+                      if ok_a and ok_b and f"{a} {b}" not in seen]
     items = []
     for d, first, second in pairs:
         others = [s for e, s in pool if e != d]
@@ -284,8 +288,9 @@ def _next_sentence_items(docs: list[str], rng: random.Random, limit: int | None)
     return _sample(items, rng, limit)
 
 
-def _paragraph_items(docs: list[str], rng: random.Random, limit: int | None) -> list[dict]:
-    items = [{"text": p} for doc in docs for p in paragraphs(doc) if 200 <= len(p) <= 800 and sentences(p)]
+def _paragraph_items(docs: list[str], rng: random.Random, limit: int | None, seen: str) -> list[dict]:
+    items = [{"text": p} for doc in docs for p in paragraphs(doc)
+             if 200 <= len(p) <= 800 and sentences(p) and p not in seen]
     return _sample(items, rng, limit)
 
 
@@ -301,12 +306,16 @@ def build_data(directory: Path = DATA) -> dict[str, int]:
 
     train, held_out = held_out_documents()
     endings = [s.split()[-1] for doc in train for p in paragraphs(doc) for s in sentences(p)]
+    # The corpus repeats itself (a reference topic and a docstring can share sentences): a held-out
+    # item whose text also occurs in a training document is dropped, so no test item was trained on.
+    train_text = "\n".join(" ".join(doc.split()) for doc in train)
     files: dict[str, list[dict]] = {}
-    for role, docs, limit in (("test", held_out, None), ("train", train, 64)):
-        files[f"zoo_cloze.{role}"] = _cloze_items(docs, endings, random.Random(f"zoo_cloze.{role}"), limit)
-        files[f"zoo_last_word.{role}"] = _last_word_items(docs, random.Random(f"zoo_last_word.{role}"), limit)
-        files[f"zoo_next_sentence.{role}"] = _next_sentence_items(docs, random.Random(f"zoo_next.{role}"), limit)
-    files["zoo_paragraphs.test"] = _paragraph_items(held_out, random.Random("zoo_paragraphs"), 100)
+    for role, docs, limit, seen in (("test", held_out, None, train_text), ("train", train, 64, "")):
+        files[f"zoo_cloze.{role}"] = _cloze_items(docs, endings, random.Random(f"zoo_cloze.{role}"), limit, seen)
+        files[f"zoo_last_word.{role}"] = _last_word_items(docs, random.Random(f"zoo_last_word.{role}"), limit, seen)
+        files[f"zoo_next_sentence.{role}"] = _next_sentence_items(docs, random.Random(f"zoo_next.{role}"), limit,
+                                                                  seen)
+    files["zoo_paragraphs.test"] = _paragraph_items(held_out, random.Random("zoo_paragraphs"), 100, train_text)
     lengths = Lengths(min_len=3, max_len=8, test_min_len=9, test_max_len=12)
     for rule in _SYNTHETIC:
         split = seq2seq_splits(rule, seed=0, sizes={"train": 64, "validation": 200, "test": 0}, lengths=lengths)
