@@ -84,3 +84,15 @@ def test_cuda_without_a_device_is_one_line(run, monkeypatch, capsys):
     message = error_line(monkeypatch, capsys, str(run / "checkpoints" / "last.ckpt"), "--tasks", "zoo_cloze",
                          "--device", "cuda")
     assert "--device cuda: no CUDA device here" in message
+
+
+def test_where_results_go(tmp_path):
+    from zoo.eval.run import output_file
+
+    (tmp_path / "runs" / "x" / "checkpoints").mkdir(parents=True)
+    checkpoint = tmp_path / "runs" / "x" / "checkpoints" / "last.ckpt"
+    checkpoint.write_bytes(b"")
+    assert output_file(checkpoint) == tmp_path / "runs" / "x" / "eval" / "last.json"
+    assert output_file(checkpoint, tmp_path / "out") == tmp_path / "out" / "last.json"
+    assert output_file(checkpoint, tmp_path / "mine.json") == tmp_path / "mine.json"
+    assert output_file(tmp_path / "runs" / "x") == tmp_path / "runs" / "x" / "eval" / "x.json"  # an export directory

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", default="32", help="sequences per forward (masked LM: masked copies)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--output_path", default=None,
-                        help="results file (.json) or directory; default: <run>/eval/<checkpoint name>.json")
+                        help="results file (.json, to which lm-eval adds _<date>) or directory; default: "
+                        "<run>/eval/<checkpoint name>.json")
     parser.add_argument("--tokenizer", metavar="PATH", help="tokenizer file; default: the one the checkpoint records")
     parser.add_argument("--max_gen_toks", type=int, default=256,
                         help="new tokens at most for generation tasks that set none")
@@ -74,11 +75,11 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"{WHAT} --device {args.device}: no CUDA device here; use --device cpu (or leave it out)")
     offline_by_default()
     from zoo.eval.harness import ZooLM, parse_batch_size
-    from zoo.eval.run import check_output, default_output, evaluate, prepare, table, write_results
+    from zoo.eval.run import check_output, evaluate, output_file, prepare, table, write_results
 
     batch_size = parse_batch_size(args.batch_size)
     limit = int(args.limit) if args.limit is not None and args.limit >= 1 else args.limit
-    output = check_output(args.output_path or default_output(args.checkpoint))
+    output = check_output(output_file(args.checkpoint, args.output_path))
     prepared = prepare(task_names(args.tasks))  # unknown tasks are refused before the model loads
     lm = ZooLM(checkpoint=args.checkpoint, tokenizer=args.tokenizer, device=args.device, batch_size=batch_size,
                max_gen_toks=args.max_gen_toks, dtype=args.dtype, what=WHAT)

@@ -167,18 +167,24 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def default_output(checkpoint: str | os.PathLike[str]) -> Path:
-    """Where ``zoo eval`` writes results: ``eval/`` of the checkpoint's run (the parent of its
-    directory: ``runs/x/checkpoints/last.ckpt`` -> ``runs/x/eval/``); inside an export directory."""
+def output_file(checkpoint: str | os.PathLike[str], output_path: str | os.PathLike[str] | None = None) -> Path:
+    """Where ``zoo eval`` writes results (lm-eval adds ``_<date>`` to the name): ``output_path`` if
+    it names a ``.json`` file, else ``<name>.json`` in the directory it names, else in ``eval/`` of the
+    checkpoint's run (the parent of its directory: ``runs/x/checkpoints/last.ckpt`` ->
+    ``runs/x/eval/last.json``; an export directory's own ``eval/``)."""
     path = Path(checkpoint)
+    name = path.name if path.is_dir() else path.stem
+    if output_path is not None:
+        output = Path(output_path)
+        return output if output.suffix == ".json" else output / f"{name}.json"
     run = path if path.is_dir() else path.resolve().parent.parent
-    return run / "eval" / f"{path.stem if path.is_file() else 'model'}.json"
+    return run / "eval" / f"{name}.json"
 
 
 def check_output(output: str | os.PathLike[str]) -> Path:
-    """Create the directory results will go to, or refuse in one line (before any work)."""
+    """Create the directory a results file (``output_file``) will go to, or refuse in one line."""
     output = Path(output)
-    directory = output.parent if output.suffix == ".json" else output
+    directory = output.parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / f".zoo-eval-{os.getpid()}.tmp"
@@ -191,18 +197,15 @@ def check_output(output: str | os.PathLike[str]) -> Path:
 
 
 def write_results(results: dict[str, Any], output: str | os.PathLike[str]) -> Path:
-    """Write lm-eval's results JSON with lm-eval's own tracker (``<stem>_<date>.json`` beside a
-    ``.json`` path, or ``results_<date>.json`` in a directory); returns the file."""
+    """Write lm-eval's results JSON with lm-eval's own tracker, as ``<stem>_<date>.json`` beside the
+    ``.json`` path ``output``; returns the file."""
     from lm_eval.loggers import EvaluationTracker
 
     output = check_output(output)
     tracker = EvaluationTracker(output_path=str(output))
-    before = set(output.parent.glob("*.json")) if output.suffix == ".json" else set()
+    before = set(output.parent.glob("*.json"))
     tracker.save_results_aggregated(results=dict(results), samples=None)
-    if output.suffix == ".json":
-        written = sorted(set(output.parent.glob(f"{output.stem}_*.json")) - before)
-    else:
-        written = sorted(output.rglob("results_*.json"), key=lambda p: p.stat().st_mtime)
+    written = sorted(set(output.parent.glob(f"{output.stem}_*.json")) - before)
     if not written:  # lm-eval logs a failed write instead of raising
         raise ValueError(f"zoo eval: lm-eval wrote no results file under {output} (see its log above)")
     return written[-1]
