@@ -90,8 +90,7 @@ def load(
 def _load_directory(
     directory: Path, tokenizer: str | os.PathLike[str] | None, what: str
 ) -> tuple[ZooModel, Tokenizer]:
-    from zoo.hf import from_hf
-    from zoo.hf.tokenizer import export_tokenizer_file
+    from zoo.hf import export_tokenizer_file, from_hf
 
     model = from_hf(directory)
     file = Path(tokenizer) if tokenizer is not None else export_tokenizer_file(directory)

@@ -70,3 +70,17 @@ def test_the_committed_data_rebuilds_the_same(tmp_path):
     build_data(tmp_path)
     for path in DATA.glob("*.jsonl"):
         assert (tmp_path / path.name).read_text() == path.read_text(), path.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["gpt", "t5", "bert"])
+def test_a_random_model_scores_chance_on_the_multiple_choice_tasks(tmp_path, family):
+    """No shortcut in the items: an untrained model of each family (which prefers whatever its random
+    weights prefer, e.g. fewer tokens) lands within three standard errors of 1/4."""
+    from tests.eval.helpers import make_checkpoint
+    from zoo.eval.harness import ZooLM
+    from zoo.eval.run import evaluate, scores
+
+    lm = ZooLM(checkpoint=str(make_checkpoint(tmp_path / "m.ckpt", family, seed=7)), batch_size=32, progress=False)
+    for row in scores(evaluate(lm, ["zoo_cloze"], quiet=True, bootstrap_iters=0)):
+        assert abs(row["value"] - 0.25) <= 3 * (0.25 * 0.75 / 211) ** 0.5, row

@@ -8,7 +8,7 @@ The direction follows SOURCE:
   merged into the weights first. A classifier is refused: no Hugging Face LM class has a place for
   its head (its zoo checkpoint is the export).
 
-The tokenizer travels along (``zoo.hf.tokenizer``): ``tokenizer.json`` and ``tokenizer_config.json``,
+The tokenizer travels along (``zoo.hf.save_hf_tokenizer``): ``tokenizer.json`` and ``tokenizer_config.json``,
 which ``AutoTokenizer.from_pretrained`` loads (same ids as the zoo tokenizer, special tokens named),
 and the zoo tokenizer itself (``zoo_tokenizer.model`` / ``.json``), which fine-tuning from the
 directory and a checkpoint converted back from it use. The tokenizer is the checkpoint's (checked
@@ -60,7 +60,7 @@ def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
 
 def checkpoint_to_hf(source: str, dest: str, tokenizer_path: str | None = None) -> bool:
     """Write the Hugging Face directory of the zoo checkpoint ``source`` to ``dest``: the weights,
-    and the tokenizer (``zoo.hf.tokenizer.save_hf_tokenizer``) unless the checkpoint records none and
+    and the tokenizer (``zoo.hf.save_hf_tokenizer``) unless the checkpoint records none and
     ``tokenizer_path`` names none. Returns whether a tokenizer was written.
 
     Raises:
@@ -77,7 +77,7 @@ def checkpoint_to_hf(source: str, dest: str, tokenizer_path: str | None = None) 
                          "pip install -e '.[hf]' (or pip install transformers safetensors)")
     checkpoint = load_checkpoint(source, what=WHAT)
     from zoo.adapters import merge_adapters
-    from zoo.hf.tokenizer import save_hf_tokenizer
+    from zoo.hf import save_hf_tokenizer
     from zoo.loading import checkpoint_tokenizer
     from zoo.tasks.base import task_from_checkpoint
     from zoo.tasks.classification import SequenceClassifier
