@@ -229,6 +229,13 @@ def discard_unused_runs() -> None:
                 path = path.parent
 
 
+def release_runs() -> None:
+    """Give up every run directory lock this process holds (its command is over)."""
+    for directory in list(_HELD):
+        release_run(directory)
+    _CREATED.clear()
+
+
 def release_run(directory: Path) -> None:
     """Give up the lock on ``directory`` (a second run in the same process, as in tests)."""
     handle = _HELD.pop(directory.resolve(), None)
@@ -339,6 +346,7 @@ class RunDirectory(Callback):
         # config as given (written to config.yaml) and as it runs (recorded in every checkpoint).
         self.resumed = False
         self.given_config: str | None = None
+        self.ckpt_path: str | None = None
         self.effective_config: str | None = None
         self.command = [Path(sys.argv[0]).name, *sys.argv[1:]]
         self._started = 0.0
@@ -353,7 +361,7 @@ class RunDirectory(Callback):
         self._started = time.monotonic()
         record = read_run(self.path)
         now = _now()
-        event = {"command": self.command, "start": now, "commit": git_commit(), "ckpt_path": trainer.ckpt_path}
+        event = {"command": self.command, "start": now, "commit": git_commit(), "ckpt_path": self.ckpt_path}
         if not (self.resumed and record):
             record = {**record, "name": self.path.parent.name if VERSION.match(self.path.name) else self.path.name,
                       "dir": os.fspath(self.path), "subcommand": stage, "start": now, **event,

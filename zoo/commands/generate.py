@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_device(name: str) -> torch.device:
+    """``--device`` as a torch device this machine has, else one line saying which it has."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is visible to this process; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) (cuda:0 .. "
+                         f"cuda:{torch.cuda.device_count() - 1})")
+    return device
+
+
 def read_prompts(args: argparse.Namespace) -> list[str]:
     prompts = list(args.prompt)
     if args.prompts_file:
@@ -263,11 +277,12 @@ def main(argv: list[str]) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
     prompts = read_prompts(args)
+    device = check_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint, what=WHAT)  # imports Lightning: the arguments are fine
     tokenizer = load_matching_tokenizer(checkpoint, args.checkpoint, args.tokenizer)
     from zoo.tasks.base import task_from_checkpoint
 
-    model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(args.device).eval()
+    model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(device).eval()
     trained = trained_format(checkpoint)
     if trained.get("kind") == "classification":
         raise ValueError(f"{args.checkpoint} holds a classifier, which labels text rather than writing it; "
