@@ -136,7 +136,8 @@ def test_two_writers_never_share_a_run_directory(workdir, corpus, zoo_cache, mon
 def test_a_resume_that_changes_the_model_or_data_is_refused(workdir, corpus, monkeypatch, change, refused):
     run(fit_args("clm", corpus, steps=2))
     message = _main(monkeypatch, [*fit_args("clm", corpus, steps=4), "--ckpt_path", "last", *change])
-    assert message.startswith(f"zoo: error: --ckpt_path {RUN / 'version_0' / 'checkpoints' / 'last.ckpt'}: cannot resume")
+    last = RUN / "version_0" / "checkpoints" / "last.ckpt"
+    assert message.startswith(f"zoo: error: --ckpt_path {last}: cannot resume")
     assert refused in message and "--model.init_args.pretrained" in message and "\n" not in message
 
 
