@@ -1,10 +1,10 @@
 """``zoo generate``: complete prompts with a GPT or T5 checkpoint, or fill ``[MASK]``s with a BERT one.
 
-    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompt "The list type" --max-new-tokens 40
-    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
-    zoo generate runs/t5_span/checkpoints/last.ckpt --prompt "Return the <extra_id_0> of a list."
-    zoo generate runs/bert_mlm/checkpoints/last.ckpt --prompt "Return the [MASK] of a list." --top-k 5
-    zoo generate runs/gpt_instruct/checkpoints/last.ckpt --prompt "Which module documents this? Parse a URL."
+    zoo generate runs/gpt_clm --prompt "The list type" --max-new-tokens 40
+    zoo generate runs/gpt_clm --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
+    zoo generate runs/t5_span --prompt "Return the <extra_id_0> of a list."
+    zoo generate runs/bert_mlm --prompt "Return the [MASK] of a list." --top-k 5
+    zoo generate runs/gpt_instruct --prompt "Which module documents this? Parse a URL."
 
 An instruction-tuned checkpoint (``zoo.data.InstructionDataModule``) is prompted in its trained
 format: a decoder reads ``prompt [SEP]`` and writes the response; T5 reads ``prompt </s>`` as always.
