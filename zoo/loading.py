@@ -1,6 +1,7 @@
 """``zoo.load(path)``: a model and its tokenizer, from a zoo checkpoint or an export directory.
 
-    model, tokenizer = zoo.load("runs/gpt_clm/checkpoints/last.ckpt")
+    model, tokenizer = zoo.load("runs/gpt_clm")         # a run: its newest checkpoint
+    model, tokenizer = zoo.load("runs/gpt_clm/version_0/checkpoints/last.ckpt")
     model, tokenizer = zoo.load("exports/gpt")          # a directory `zoo convert` wrote
     ids = torch.tensor([tokenizer.encode("The list type")])
     out = zoo.generation.generate(model, ids, max_new_tokens=20)
@@ -9,7 +10,7 @@
 As ``AutoModel.from_pretrained`` + ``AutoTokenizer.from_pretrained`` in one call: the model is the
 plain ``nn.Module`` of its family (``zoo.models.BERT``, ``GPT`` or ``T5``; adapters merged), in eval
 mode; the tokenizer is the zoo one it was trained with (``zoo.data.tokenizers.Tokenizer``), checked
-against what the checkpoint recorded.
+against what the checkpoint recorded (the tokenizer it carries, unless ``tokenizer=`` names one).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from typing import Any
 
 import torch
 
-from zoo.checkpoints import CheckpointError, load_checkpoint
+from zoo.checkpoints import CheckpointError, load_checkpoint, run_checkpoint
 from zoo.data.tokenizers import Tokenizer, load_tokenizer
 from zoo.models.base import ZooModel
 
 WHAT = "zoo.load:"
 
 
-def checkpoint_tokenizer(
+def matching_tokenizer(
     checkpoint: Mapping[str, Any], path: str | os.PathLike[str], tokenizer_path: str | None = None, *,
     what: str = WHAT,
 ) -> Tokenizer:
@@ -37,9 +38,9 @@ def checkpoint_tokenizer(
     ``what`` (the command or argument) instead of ``zoo generate``.
 
     Raises:
-        CheckpointError: It records no tokenizer and none is given, or ``tokenizer_path`` differs
+        CheckpointError: It holds no tokenizer and none is given, or ``tokenizer_path`` differs
             from the one it was trained with.
-        FileNotFoundError: The tokenizer file is missing.
+        FileNotFoundError: ``tokenizer_path`` does not exist.
     """
     from zoo.commands.generate import load_matching_tokenizer
 
@@ -56,8 +57,9 @@ def load(
     """The model and tokenizer at ``path``.
 
     Args:
-        path: A zoo checkpoint (``.ckpt`` of ``zoo fit`` or ``zoo convert``) or a directory that
-            ``zoo convert`` wrote (Hugging Face weights and ``zoo_tokenizer.model`` / ``.json``).
+        path: A zoo checkpoint (``.ckpt`` of ``zoo fit`` or ``zoo convert``), a run directory (its
+            newest checkpoint), or a directory that ``zoo convert`` wrote (Hugging Face weights and
+            ``zoo_tokenizer.model`` / ``.json``).
         tokenizer: A zoo tokenizer file to use instead of the recorded one (it must be the one the
             model was trained with).
         device: Where the model goes.
@@ -72,7 +74,7 @@ def load(
         ValueError: A directory that is no Hugging Face model zoo reads, or whose tokenizer does
             not fit its vocabulary; one line.
     """
-    source = Path(path)
+    source = run_checkpoint(path, what)
     if source.is_dir():
         model, found = _load_directory(source, tokenizer, what)
     elif source.exists() or source.suffix == ".ckpt":
@@ -80,7 +82,7 @@ def load(
         from zoo.tasks.base import task_from_checkpoint
 
         checkpoint = load_checkpoint(source, what=what)
-        found = checkpoint_tokenizer(checkpoint, source, None if tokenizer is None else str(tokenizer), what=what)
+        found = matching_tokenizer(checkpoint, source, None if tokenizer is None else str(tokenizer), what=what)
         model = merge_adapters(task_from_checkpoint(checkpoint, str(source), what=what).model)
     else:
         raise FileNotFoundError(f"{what} {source}: no such checkpoint file or export directory")

@@ -11,7 +11,7 @@ import lightning
 import torch
 
 from zoo.data.corpus import builtin_corpus
-from zoo.data.tokenizers import CharTokenizer, Tokenizer, cached_tokenizer_file, load_tokenizer
+from zoo.data.tokenizers import CharTokenizer, Tokenizer, cached_tokenizer_file, load_tokenizer, tokenizer_state
 from zoo.models.registry import get_family
 
 #: Small model shapes per family (fast on a CPU, still more than one layer).
@@ -52,8 +52,7 @@ def make_checkpoint(path: Path, family: str, kind: str = "sentencepiece", seed: 
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": task.state_dict(),
         "hyper_parameters": dict(task.hparams),
-        "TextDataModule": {"tokenizer_file": str(tokenizer_file(kind)), "tokenizer_fingerprint": tok.fingerprint,
-                           "vocab_size": tok.vocab_size},
+        "TextDataModule": tokenizer_state(tok, tokenizer_file(kind)),  # what zoo fit saves: the bytes too
     }
     task.on_save_checkpoint(checkpoint)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,7 @@ def test_bad_input_is_one_line_before_any_model_work(run, monkeypatch, capsys, t
     bare.parent.mkdir()
     torch.save(checkpoint, bare)
     message = error_line(monkeypatch, capsys, str(bare), "--tasks", "zoo_cloze")
-    assert message == f"zoo: error: zoo eval: {bare}: records no tokenizer file; pass --tokenizer PATH"
+    assert message == f"zoo: error: zoo eval: {bare}: holds no tokenizer; pass --tokenizer PATH"
     assert not (tmp_path / "eval").exists() or not any((tmp_path / "eval").iterdir())  # nothing half-written
 
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "lm_eval" else object())
@@ -83,7 +83,7 @@ def test_bad_input_is_one_line_before_any_model_work(run, monkeypatch, capsys, t
 def test_cuda_without_a_device_is_one_line(run, monkeypatch, capsys):
     message = error_line(monkeypatch, capsys, str(run / "checkpoints" / "last.ckpt"), "--tasks", "zoo_cloze",
                          "--device", "cuda")
-    assert "--device cuda: no CUDA device here" in message
+    assert "--device cuda: no CUDA GPU is visible to this process" in message
 
 
 def test_where_results_go(tmp_path):

@@ -88,5 +88,18 @@ def test_bad_model_args_are_one_line(tmp_path):
     saved = torch.load(checkpoint, weights_only=True)
     del saved["TextDataModule"]
     torch.save(saved, checkpoint)
-    with pytest.raises(ValueError, match="bare.ckpt: records no tokenizer file; pass --tokenizer PATH"):
+    with pytest.raises(ValueError, match="bare.ckpt: holds no tokenizer; pass --tokenizer PATH"):
         ZooLM(checkpoint=str(checkpoint))
+
+
+def test_an_export_directory_scores_as_its_checkpoint(tmp_path):
+    pytest.importorskip("transformers")
+    from zoo.commands.convert import main as convert
+
+    checkpoint = make_checkpoint(tmp_path / "t5.ckpt", "t5")
+    assert convert([str(checkpoint), str(tmp_path / "t5")]) == 0
+    requests = [instance("loglikelihood", ("The list", " type")), instance("loglikelihood", ("", "Return x"))]
+    ours = ZooLM(checkpoint=str(checkpoint), progress=False).loglikelihood(requests)
+    exported = ZooLM(checkpoint=str(tmp_path / "t5"), progress=False).loglikelihood(requests)
+    assert [v for v, _ in ours] == pytest.approx([v for v, _ in exported], abs=1e-5)
+    assert [g for _, g in ours] == [g for _, g in exported]

@@ -170,8 +170,13 @@ def test_convert_says_when_it_exports_weights_only_and_refuses_a_lost_tokenizer(
 
     checkpoint = torch.load(exports["gpt.ckpt"], weights_only=True)
     checkpoint["TextDataModule"]["tokenizer_file"] = str(tmp_path / "moved.model")
+    torch.save(checkpoint, tmp_path / "carried.ckpt")  # the tokenizer travels inside: its file may move
+    assert convert([str(tmp_path / "carried.ckpt"), str(tmp_path / "carried")]) == 0
+    assert (tmp_path / "carried" / "tokenizer.json").is_file()
+    del checkpoint["TextDataModule"]["tokenizer_bytes"]  # a checkpoint from before they were saved in it
     torch.save(checkpoint, tmp_path / "moved.ckpt")
-    with pytest.raises(FileNotFoundError, match="moved.model' does not exist .*pass --tokenizer PATH"):
+    with pytest.raises(ValueError, match="holds no tokenizer \\(it recorded .*moved.model, which no longer exists\\); "
+                                         "pass --tokenizer PATH"):
         convert([str(tmp_path / "moved.ckpt"), str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()  # nothing half-written
     with pytest.raises(ValueError, match="zoo convert: .*trained with another tokenizer"):

@@ -12,8 +12,9 @@ The tokenizer travels along (``zoo.hf.save_hf_tokenizer``): ``tokenizer.json`` a
 which ``AutoTokenizer.from_pretrained`` loads (same ids as the zoo tokenizer, special tokens named),
 and the zoo tokenizer itself (``zoo_tokenizer.model`` / ``.json``), which fine-tuning from the
 directory and a checkpoint converted back from it use. The tokenizer is the checkpoint's (checked
-as ``zoo generate`` checks it; ``--tokenizer PATH`` when it moved); a checkpoint that records none (one
-converted from a Hugging Face directory without a zoo tokenizer) exports its weights alone, and says so.
+as ``zoo generate`` checks it: the one it carries, or ``--tokenizer PATH``); a checkpoint that records
+none (one converted from a Hugging Face directory without a zoo tokenizer) exports its weights alone,
+and says so.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import lightning
 import torch
 
-from zoo.checkpoints import data_record, load_checkpoint
+from zoo.checkpoints import data_record, load_checkpoint, run_checkpoint
 from zoo.models.registry import family_of
 from zoo.tasks import LanguageModelTask
 
@@ -49,11 +50,9 @@ def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
 
     tokenizer_file = pretrained_tokenizer(source)  # the zoo_tokenizer.* an export put beside the weights
     if tokenizer_file is not None:
-        from zoo.data.tokenizers import load_tokenizer
+        from zoo.data.tokenizers import load_tokenizer, tokenizer_state
 
-        tokenizer = load_tokenizer(tokenizer_file)
-        checkpoint["data"] = {"tokenizer_file": tokenizer_file, "tokenizer_fingerprint": tokenizer.fingerprint,
-                              "vocab_size": tokenizer.vocab_size}
+        checkpoint["data"] = tokenizer_state(load_tokenizer(tokenizer_file), tokenizer_file)
     torch.save(checkpoint, dest)
     return task
 
@@ -78,7 +77,7 @@ def checkpoint_to_hf(source: str, dest: str, tokenizer_path: str | None = None) 
     checkpoint = load_checkpoint(source, what=WHAT)
     from zoo.adapters import merge_adapters
     from zoo.hf import save_hf_tokenizer
-    from zoo.loading import checkpoint_tokenizer
+    from zoo.loading import matching_tokenizer
     from zoo.tasks.base import task_from_checkpoint
     from zoo.tasks.classification import SequenceClassifier
 
@@ -89,7 +88,7 @@ def checkpoint_to_hf(source: str, dest: str, tokenizer_path: str | None = None) 
     # Checked before anything is written: a tokenizer that moved or differs stops the export.
     tokenizer = None
     if tokenizer_path is not None or data_record(checkpoint):
-        tokenizer = checkpoint_tokenizer(checkpoint, source, tokenizer_path, what=WHAT)
+        tokenizer = matching_tokenizer(checkpoint, source, tokenizer_path, what=WHAT)
     model = merge_adapters(task.model)
     save_pretrained(model, dest)
     if tokenizer is not None:
@@ -113,6 +112,7 @@ def main(argv: list[str]) -> int:
     source, dest = Path(args.source), Path(args.dest)
     if not source.exists():
         raise FileNotFoundError(f"zoo convert: {source}: no such file or directory")
+    source = run_checkpoint(source, WHAT)  # a run directory stands for its newest checkpoint
     if dest.exists() and not args.overwrite and not (dest.is_dir() and not any(dest.iterdir())):
         raise ValueError(f"zoo convert: {dest} exists; pass --overwrite to replace it")
     if source.is_dir():

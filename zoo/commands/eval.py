@@ -1,17 +1,17 @@
 """``zoo eval CKPT --tasks ...``: score a zoo model on lm-evaluation-harness tasks, offline.
 
-    zoo eval runs/gpt_clm/checkpoints/last.ckpt --tasks zoo_cloze,zoo_next_sentence
-    zoo eval runs/bert_mlm/checkpoints/last.ckpt --tasks zoo_scoring --limit 100
-    zoo eval runs/t5_span/checkpoints/last.ckpt --tasks zoo_reverse --num_fewshot 5
+    zoo eval runs/gpt_clm --tasks zoo_cloze,zoo_next_sentence
+    zoo eval runs/bert_mlm/version_0/checkpoints/last.ckpt --tasks zoo_scoring --limit 100
+    zoo eval runs/t5_span --tasks zoo_reverse --num_fewshot 5
     HF_DATASETS_OFFLINE=0 zoo eval CKPT --tasks hellaswag,arc_easy   # lm-eval's own tasks, downloaded
 
-CKPT is a zoo checkpoint or a directory ``zoo convert`` wrote. The model runs through
-``zoo.eval.harness.ZooLM`` (every family: a masked LM by pseudo-log-likelihood); the tasks are the
-zoo's local ones (``zoo.eval.tasks``: ``zoo_local``, ``zoo_scoring``, ``zoo_generation`` and each by
-name) or any of lm-eval's. Nothing downloads unless ``HF_DATASETS_OFFLINE=0`` is set. lm-eval's
-results JSON goes to the ``eval/`` directory of the checkpoint's run (``runs/x/checkpoints/last.ckpt``
--> ``runs/x/eval/last_<date>.json``) or ``--output_path``, and a short table (with the chance
-level of each local task's metric) is printed.
+CKPT is a zoo checkpoint, a run directory (its newest checkpoint) or a directory ``zoo convert``
+wrote. The model runs through ``zoo.eval.harness.ZooLM`` (every family: a masked LM by
+pseudo-log-likelihood); the tasks are the zoo's local ones (``zoo.eval.tasks``: ``zoo_local``,
+``zoo_scoring``, ``zoo_generation`` and each by name) or any of lm-eval's. Nothing downloads unless
+``HF_DATASETS_OFFLINE=0`` is set. lm-eval's results JSON goes to the ``eval/`` directory of the
+checkpoint's run (``runs/x/version_0/checkpoints/last.ckpt`` -> ``runs/x/version_0/eval/last_<date>.json``)
+or ``--output_path``, and a short table (with the chance level of each local task's metric) is printed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         "zoo's local tasks (zoo_cloze, zoo_next_sentence, zoo_last_word, zoo_paragraphs, zoo_copy, zoo_reverse, "
         "zoo_sort, zoo_addition; tags zoo_local, zoo_scoring, zoo_generation) or lm-eval's own.",
     )
-    parser.add_argument("checkpoint", help="a zoo .ckpt, or a directory written by `zoo convert`")
+    parser.add_argument("checkpoint", help="a zoo .ckpt, a run directory (its newest checkpoint), or a directory "
+                        "written by `zoo convert`")
     parser.add_argument("--tasks", nargs="+", required=True, metavar="TASK",
                         help="task, tag or group names, comma- or space-separated")
     parser.add_argument("--limit", type=float, default=None,
@@ -69,19 +70,25 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"{WHAT} --max_gen_toks {args.max_gen_toks} must be >= 1")
     if not Path(args.checkpoint).exists():
         raise FileNotFoundError(f"{WHAT} {args.checkpoint}: no such checkpoint file or directory")
-    import torch
+    from zoo.checkpoints import run_checkpoint
 
-    if args.device is not None and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"{WHAT} --device {args.device}: no CUDA device here; use --device cpu (or leave it out)")
+    checkpoint = str(run_checkpoint(args.checkpoint, WHAT))  # a run directory stands for its newest checkpoint
+    from zoo.commands.generate import check_device
+
+    if args.device is not None:
+        try:
+            check_device(args.device)
+        except ValueError as error:
+            raise ValueError(f"{WHAT} {error}") from None
     offline_by_default()
     from zoo.eval.harness import ZooLM, parse_batch_size
     from zoo.eval.run import check_output, evaluate, output_file, prepare, table, write_results
 
     batch_size = parse_batch_size(args.batch_size)
     limit = int(args.limit) if args.limit is not None and args.limit >= 1 else args.limit
-    output = check_output(output_file(args.checkpoint, args.output_path))
+    output = check_output(output_file(checkpoint, args.output_path))
     prepared = prepare(task_names(args.tasks))  # unknown tasks are refused before the model loads
-    lm = ZooLM(checkpoint=args.checkpoint, tokenizer=args.tokenizer, device=args.device, batch_size=batch_size,
+    lm = ZooLM(checkpoint=checkpoint, tokenizer=args.tokenizer, device=args.device, batch_size=batch_size,
                max_gen_toks=args.max_gen_toks, dtype=args.dtype, what=WHAT)
     results = evaluate(lm, task_names(args.tasks), num_fewshot=args.num_fewshot, limit=limit, seed=args.seed,
                        prepared=prepared)
