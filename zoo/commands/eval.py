@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_path", default=None,
                         help="results file (.json, to which lm-eval adds _<date>) or directory; default: "
                         "<run>/eval/<checkpoint name>.json")
-    parser.add_argument("--tokenizer", metavar="PATH", help="tokenizer file; default: the one the checkpoint records")
+    parser.add_argument("--tokenizer", metavar="PATH", help="tokenizer file; default: the one the checkpoint carries")
     parser.add_argument("--max_gen_toks", type=int, default=256,
                         help="new tokens at most for generation tasks that set none")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
