@@ -5,7 +5,7 @@
 - ``profiling``: step time, peak memory, KV-cache bytes (computed for a config, measured on a cache).
 - ``scaling``: fit and plot ``L(N) = a·N^-α + c``.
 - ``training``: ``train(task, data, max_steps=...)`` returning a ``History`` of curves.
-- ``stats``: values over seeds, and whether a difference is inside the seed spread.
+- ``stats``: paired comparisons over seeds (interval, p-value, Holm, detectable difference, verdict).
 - ``plots``: loss curves, bars with seed error bars, attention heatmaps.
 - ``notebook``: the ``ZOO_NOTEBOOK_SCALE`` switch and the ``RESULTS`` line the tests read.
 
@@ -26,26 +26,42 @@ from zoo.analysis.metrics import (
 from zoo.analysis.notebook import notebook_scale, pick, read_results, report, setup_notebook
 from zoo.analysis.profiling import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
 from zoo.analysis.scaling import PowerLaw, fit_power_law, plot_power_law
-from zoo.analysis.stats import Difference, SeedStats, difference, seed_stats
+from zoo.analysis.stats import (
+    PairedComparison,
+    PairedInterval,
+    SeedStats,
+    StatisticsError,
+    compare_to_baseline,
+    detectable_difference,
+    holm,
+    paired_comparison,
+    seed_stats,
+    seeds_needed,
+)
 
 __all__ = [
     "AttentionMaps",
-    "Difference",
     "LanguageModelScore",
+    "PairedComparison",
+    "PairedInterval",
     "PowerLaw",
     "SeedStats",
     "SequenceScores",
+    "StatisticsError",
     "Timing",
     "attention_entropy",
     "attention_weights",
     "bits_per_byte",
     "cache_nbytes",
     "capture_attention",
-    "difference",
+    "compare_to_baseline",
+    "detectable_difference",
     "distinct_n",
     "fit_power_law",
+    "holm",
     "kv_cache_bytes",
     "notebook_scale",
+    "paired_comparison",
     "peak_memory_bytes",
     "pick",
     "plot_power_law",
@@ -54,6 +70,7 @@ __all__ = [
     "report",
     "score_language_model",
     "seed_stats",
+    "seeds_needed",
     "setup_notebook",
     "sequence_log_likelihood",
     "time_call",
