@@ -142,7 +142,9 @@ class PairedInterval:
     method: IntervalMethod
 
 
-def paired_interval(differences: Sequence[float], *, alpha: float = 0.05, method: IntervalMethod = "t") -> PairedInterval:
+def paired_interval(
+    differences: Sequence[float], *, alpha: float = 0.05, method: IntervalMethod = "t"
+) -> PairedInterval:
     """Mean and ``1 - alpha`` interval of paired differences (at least 2).
 
     With no spread (every difference equal) the interval is that value at both ends: an exact result.
@@ -245,7 +247,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(a) for a in adjusted]
 
 
-def decide(mean: float, low: float, high: float, p_value: float, *, smallest_effect: float, alpha: float = 0.05) -> Verdict:
+def decide(
+    mean: float, low: float, high: float, p_value: float, *, smallest_effect: float, alpha: float = 0.05
+) -> Verdict:
     """The verdict word for a difference measured in the *better* direction (positive = entry better).
 
     Args:
@@ -327,7 +331,8 @@ class PairedComparison:
                 f"{i.n} seeds), {p}"
         verdict = self.verdict
         if verdict in ("no detectable difference", "inconclusive"):
-            could = f"could detect >= {self.detectable:.3g}{unit}" if self.detectable else "no spread: any difference shows"
+            could = f"could detect >= {self.detectable:.3g}{unit}" if self.detectable else \
+                "no spread: any difference shows"
             verdict += f" ({could}; smallest that matters {self.smallest_effect:g}{unit})"
         elif verdict == "negligible":
             verdict += f" (below the {self.smallest_effect:g}{unit} that matters)"
@@ -395,11 +400,11 @@ def paired_comparison(
     note = ""
     if np.all(d == d[0]):
         note = "identical on every seed" if d[0] == 0 else "the same difference on every seed (exact)"
+    detectable = detectable_difference(interval.sd, len(d), power=power, alpha=alpha)
     comparison = PairedComparison(
         interval=interval, baseline_mean=float(np.mean(baseline)), entry_mean=float(np.mean(entry)), p_value=p,
-        p_adjusted=p, correction="none", detectable=detectable_difference(interval.sd, len(d), power=power, alpha=alpha),
-        power=power, smallest_effect=float(smallest_effect), alpha=alpha, higher_is_better=higher_is_better,
-        verdict="inconclusive", note=note)
+        p_adjusted=p, correction="none", detectable=detectable, power=power, smallest_effect=float(smallest_effect),
+        alpha=alpha, higher_is_better=higher_is_better, verdict="inconclusive", note=note)
     return _with_p(comparison, p, "none")
 
 
