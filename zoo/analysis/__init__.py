@@ -6,10 +6,12 @@
 - ``scaling``: fit and plot ``L(N) = a·N^-α + c``.
 - ``training``: ``train(task, data, max_steps=...)`` returning a ``History`` of curves.
 - ``stats``: paired comparisons over seeds (interval, p-value, Holm, detectable difference, verdict).
-- ``plots``: loss curves, bars with seed error bars, attention heatmaps.
-- ``notebook``: the ``ZOO_NOTEBOOK_SCALE`` switch and the ``RESULTS`` line the tests read.
+- ``plots``: loss curves, bars from zero with 95 % intervals, paired differences, attention heatmaps; one
+  colour per variant.
+- ``notebook``: the ``ZOO_NOTEBOOK_SCALE`` switch and the ``RESULTS`` line the tests and the README read.
+- ``provenance``: the commit and a fingerprint of ``zoo/`` that every result records.
 
-``training`` and ``plots`` import Lightning; the rest need only torch (``scaling`` needs scipy).
+``training`` and ``plots`` import Lightning; the rest need only torch (``scaling``, ``stats`` need scipy).
 """
 
 from zoo.analysis.attention import AttentionMaps, attention_entropy, attention_weights, capture_attention
@@ -25,6 +27,7 @@ from zoo.analysis.metrics import (
 )
 from zoo.analysis.notebook import notebook_scale, pick, read_results, report, setup_notebook
 from zoo.analysis.profiling import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
+from zoo.analysis.provenance import code_fingerprint, provenance
 from zoo.analysis.scaling import PowerLaw, fit_power_law, plot_power_law
 from zoo.analysis.stats import (
     PairedComparison,
@@ -54,6 +57,7 @@ __all__ = [
     "bits_per_byte",
     "cache_nbytes",
     "capture_attention",
+    "code_fingerprint",
     "compare_to_baseline",
     "detectable_difference",
     "distinct_n",
@@ -65,6 +69,7 @@ __all__ = [
     "peak_memory_bytes",
     "pick",
     "plot_power_law",
+    "provenance",
     "read_results",
     "repetition_rate",
     "report",

@@ -3,8 +3,8 @@
 A commit alone does not say what ran (the working tree may differ from it), so every notebook's
 ``RESULTS`` line and every results file also records ``code_fingerprint()``: a hash over the files
 under ``zoo/`` that git tracks or would track (untracked files that ``.gitignore`` does not exclude: a
-new module not yet added is code that ran), as they are in the working tree. The same function computed from a commit's tree
-(``commit_fingerprint``) gives the same value when the files are the same, so a result is *stale*
+new module not yet added is code that ran), as they are in the working tree. The same hash computed
+from a commit's tree (``commit_fingerprint``) gives the same value when the files are the same, so a result is *stale*
 exactly when its fingerprint differs from HEAD's (``python notebooks/run.py --stale``).
 
 A file's content enters as its git blob id (``git hash-object``: the id git would store, after any
@@ -65,7 +65,8 @@ def code_fingerprint(root: Path | None = None) -> str:
         package = root / SOURCE_DIR if root else PACKAGE
         files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
         return _digest({f"{SOURCE_DIR}/{p.relative_to(package).as_posix()}": _blob_id(p.read_bytes()) for p in files})
-    present = sorted({path for path in listed.split("\0") if path and (root / path).is_file()})  # a deleted file drops out
+    # A tracked file deleted from the working tree drops out.
+    present = sorted({path for path in listed.split("\0") if path and (root / path).is_file()})
     ids = _git(root, "hash-object", "--stdin-paths", stdin="".join(f"{p}\n" for p in present)) if present else ""
     if ids is None:
         raise OSError(f"git hash-object failed on the files under {root / SOURCE_DIR}")

@@ -33,7 +33,9 @@ def test_setup_notebook_returns_the_scale(monkeypatch):
 def test_report_round_trips_and_refuses_non_finite(capsys):
     report({"loss": 1.5, "names": ["a"], "nested": {"x": [1, 2]}, "held": True})
     line = capsys.readouterr().out.strip()
-    assert read_results("noise\n" + line + "\n") == {"held": True, "loss": 1.5, "names": ["a"], "nested": {"x": [1, 2]}}
+    results = read_results("noise\n" + line + "\n")
+    assert results.pop("provenance")["zoo_fingerprint"]  # tests/analysis/test_provenance.py checks it
+    assert results == {"held": True, "loss": 1.5, "names": ["a"], "nested": {"x": [1, 2]}}
     with pytest.raises(ValueError, match=r"results.nested.x\[1\]"):
         report({"nested": {"x": [1.0, float("nan")]}})
     with pytest.raises(ValueError, match="no RESULTS"):
