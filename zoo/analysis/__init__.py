@@ -25,7 +25,15 @@ from zoo.analysis.metrics import (
     sequence_log_likelihood,
     token_log_probs,
 )
-from zoo.analysis.notebook import notebook_scale, pick, read_results, report, setup_notebook
+from zoo.analysis.notebook import (
+    claim_verdict,
+    notebook_scale,
+    overall_verdict,
+    pick,
+    read_results,
+    report,
+    setup_notebook,
+)
 from zoo.analysis.profiling import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
 from zoo.analysis.provenance import code_fingerprint, provenance
 from zoo.analysis.scaling import PowerLaw, fit_power_law, plot_power_law
@@ -57,6 +65,7 @@ __all__ = [
     "bits_per_byte",
     "cache_nbytes",
     "capture_attention",
+    "claim_verdict",
     "code_fingerprint",
     "compare_to_baseline",
     "detectable_difference",
@@ -65,6 +74,7 @@ __all__ = [
     "holm",
     "kv_cache_bytes",
     "notebook_scale",
+    "overall_verdict",
     "paired_comparison",
     "peak_memory_bytes",
     "pick",

@@ -15,17 +15,20 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
 from zoo.analysis.provenance import code_fingerprint, provenance
+from zoo.analysis.stats import VERDICTS, PairedComparison
 
-__all__ = ["code_fingerprint", "notebook_scale", "pick", "read_results", "report", "setup_notebook"]
+__all__ = ["ClaimVerdict", "claim_verdict", "code_fingerprint", "notebook_scale", "overall_verdict", "pick",
+           "read_results", "report", "setup_notebook"]
 
 Scale = Literal["quick", "full"]
 SCALE_VARIABLE = "ZOO_NOTEBOOK_SCALE"
 RESULTS_PREFIX = "RESULTS "
 RESERVED = ("claim", "headline", "provenance")  # keys report() adds
+ClaimVerdict = Literal["held", "did not hold", "inconclusive"]
 T = TypeVar("T")
 
 
@@ -65,6 +68,44 @@ def setup_notebook(cpu_threads: int | None = 1, dpi: int = 80) -> Scale:
 def pick(*, quick: T, full: T) -> T:
     """The value for the current ``notebook_scale()``."""
     return quick if notebook_scale() == "quick" else full
+
+
+def claim_verdict(comparison: PairedComparison, expected: str | Collection[str]) -> ClaimVerdict:
+    """Whether a claim about one paired comparison held.
+
+    Args:
+        comparison: The entry against its baseline (``paired_comparison``).
+        expected: The comparison verdict(s) the claim predicts, e.g. ``"worse"`` for "sinusoidal is worse
+            than learned", or ``{"no detectable difference", "negligible", "better"}`` for "GQA keeps
+            MHA's quality".
+
+    Returns:
+        ``held`` when the comparison's verdict is expected; ``inconclusive`` when the comparison is
+        inconclusive (too few seeds to tell) and the claim did not expect that; else ``did not hold``.
+    """
+    expected = {expected} if isinstance(expected, str) else set(expected)
+    unknown = expected - set(VERDICTS)
+    if unknown:
+        raise ValueError(f"expected verdict(s) {sorted(unknown)} are not among {list(VERDICTS)}")
+    if comparison.verdict in expected:
+        return "held"
+    return "inconclusive" if comparison.verdict == "inconclusive" else "did not hold"
+
+
+def overall_verdict(claims: Sequence[ClaimVerdict | bool]) -> str:
+    """A notebook's verdict from its claims' (a bool is a claim checked without statistics: True held).
+
+    ``held`` / ``did not hold`` / ``inconclusive`` when every claim says so; ``mixed`` when some held and
+    some did not; otherwise (some inconclusive, the rest agreeing) ``inconclusive``.
+    """
+    if not claims:
+        raise ValueError("overall_verdict needs at least one claim")
+    words = {("held" if c else "did not hold") if isinstance(c, bool) else c for c in claims}
+    if not words <= set(get_args(ClaimVerdict)):
+        raise ValueError(f"claims must be True, False or one of {list(get_args(ClaimVerdict))}, got {sorted(words)}")
+    if {"held", "did not hold"} <= words:
+        return "mixed"
+    return words.pop() if len(words) == 1 else "inconclusive"
 
 
 def _check_finite(value: Any, path: str) -> None:
