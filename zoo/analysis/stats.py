@@ -333,9 +333,9 @@ class PairedComparison:
         if verdict in ("no detectable difference", "inconclusive"):
             could = f"could detect >= {self.detectable:.3g}{unit}" if self.detectable else \
                 "no spread: any difference shows"
-            verdict += f" ({could}; smallest that matters {self.smallest_effect:g}{unit})"
+            verdict += f" ({could}; smallest that matters {self.smallest_effect:.3g}{unit})"
         elif verdict == "negligible":
-            verdict += f" (below the {self.smallest_effect:g}{unit} that matters)"
+            verdict += f" (below the {self.smallest_effect:.3g}{unit} that matters)"
         return f"{where}: {verdict}" + (f"; {self.note}" if self.note else "")
 
     def as_dict(self) -> dict[str, Any]:
