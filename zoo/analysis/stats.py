@@ -7,21 +7,25 @@ initialisation seed), so the seed-to-seed noise common to both cancels in the *p
 - **Interval**: the mean difference with a ``1 - alpha`` (default 95 %) interval, Student's t on the
   paired differences (``method="t"``, the default) or a BCa bootstrap (``method="bootstrap"``: scipy's,
   9,999 resamples, a fixed generator so the numbers repeat; it needs ~10 seeds to mean much).
-- **p-value**: the two-sided paired t-test (``scipy.stats.ttest_rel``), whatever the interval method.
+- **p-value**: the two-sided paired t-test (``scipy.stats.ttest_1samp`` on the differences, the same as
+  ``ttest_rel``), whatever the interval method.
 - **Correction**: Holm–Bonferroni across the entries of one table (``holm``).
 - **Detectable difference**: the smallest true difference the paired t-test finds with 80 % power at
   this many seeds and the observed spread of the differences (``detectable_difference``).
 - **Verdict** (``decide``), with ``m`` = the smallest difference that matters and ``p`` the (corrected)
   p-value:
 
-  ====================================  ==============================  ============================
+  ====================================  ==============================  ==============================
   condition                             verdict                         reads as
-  ====================================  ==============================  ============================
+  ====================================  ==============================  ==============================
   p < alpha and |mean| >= m             ``better`` / ``worse``          a real difference that matters
   p < alpha and |mean| < m              ``negligible``                  real, but too small to matter
   p >= alpha, interval inside [-m, m]   ``no detectable difference``    any difference is below m
   p >= alpha, interval reaches past m   ``inconclusive``                too few seeds to tell
-  ====================================  ==============================  ============================
+  ====================================  ==============================  ==============================
+
+  The interval is each comparison's own (not widened for the table's other tests); the correction acts
+  through ``p``. The ends of ``[-m, m]`` count as inside.
 
   So two entries that compute the same function never read "better" or "worse": identical values
   give differences of exactly 0 (p = 1, interval [0, 0]); differences within ``float_tolerance``
@@ -92,8 +96,8 @@ def check_seed_count(n: int, *, verdict: bool = True) -> None:
     need = MIN_SEEDS_VERDICT if verdict else MIN_SEEDS_INTERVAL
     if n < need:
         raise StatisticsError(
-            f"{n} seed(s) is too few: paired intervals need >= {MIN_SEEDS_INTERVAL} seeds and verdicts "
-            f">= {MIN_SEEDS_VERDICT}")
+            f"{n} seed(s) is too few for a paired {'verdict' if verdict else 'interval'}: intervals need "
+            f">= {MIN_SEEDS_INTERVAL} seeds and verdicts >= {MIN_SEEDS_VERDICT}")
 
 
 def paired_differences(
