@@ -2,10 +2,13 @@
 shape and kind of task, is bitwise the batch the code before it made.
 
 The expected batches are written here as plain list code (``reference_*``), one obviously-correct
-line per rule of the format. The first version of this file also held the producers of the code the
-format replaced (instruction and labelled collators, ``zoo compare``'s family runners, ``zoo
-generate``'s prompt rows) and checked them against these references, so the references are what
-that code produced; they now check the format and the data modules that use it.
+line per rule of the format. The first version of this file (commit a0ed0df) checked the code the format
+replaced against these references — the instruction and labelled collators, ``zoo compare``'s
+family runners (seq2seq inputs, labels and generation prompts of every shape), ``zoo generate``'s
+prompt rows — so they are what that code produced; they now hold the format and its callers to it.
+Two of compare's layouts changed on purpose and are not here: its encoder read classification text
+without ``[CLS]``/``[SEP]`` (it now reads zoo fit's), and its encoder-decoder language modelling
+split blocks in half (compare's ``lm`` task is now zoo fit's causal LM, for decoders).
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def assert_same(batch, expected, keys=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# The code before the format, checked against the references (this version of the file only).
+# The data modules' collators and zoo generate, which lay out through the format.
 
 
 class _Data:
@@ -112,12 +115,12 @@ class _Data:
 
     def __init__(self, max_seq_len, max_response_len=16, input_format="auto"):
         self.tokenizer, self.max_seq_len, self.max_response_len = TOKENIZER, max_seq_len, max_response_len
-        self.input_format = input_format
+        self.input_format, self._splits = input_format, None
 
 
 @pytest.mark.parametrize("shape", ["decoder", "encoder-decoder"])
 @pytest.mark.parametrize("max_len", [64, 9])
-def test_old_instruction_collator_is_the_reference(shape, max_len):
+def test_the_instruction_collator_is_the_reference(shape, max_len):
     from zoo.data.instruction import InstructionDataModule
 
     data = _Data(max_len, max_response_len=5)
@@ -128,11 +131,10 @@ def test_old_instruction_collator_is_the_reference(shape, max_len):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("layout", ["auto", "cls_sep", "eos"])
-def test_old_labelled_collator_is_the_reference(shape, layout):
+def test_the_labelled_collator_is_the_reference(shape, layout):
     from zoo.data.labelled import LabelledTextDataModule
 
     data = _Data(8, input_format=layout)
-    data.resolved_input_format = lambda s: LabelledTextDataModule.resolved_input_format(data, s)
     collate = LabelledTextDataModule._collator(data, shape)
     batch = collate([(i, (ids, i % 2)) for i, ids in enumerate(TEXTS)])
     assert_same(batch, reference_classification(shape, TEXTS, 8, layout))
@@ -141,72 +143,12 @@ def test_old_labelled_collator_is_the_reference(shape, layout):
 FAMILY = {"encoder": "bert", "decoder": "gpt", "encoder-decoder": "t5"}
 
 
-def _old_compare_inputs(shape, pairs):
-    """What ``zoo compare``'s runner fed the model for a seq2seq batch, and its labels."""
-    from zoo.compare.adapters import RUNNERS
-    from zoo.compare.data import collate
-    from zoo.models.registry import get_family
-
-    family = get_family(FAMILY[shape])
-    model = family.model_class(family.make_config(vocab_size=TOKENIZER.vocab_size, embed_dim=8, num_layers=1,
-                                                  num_heads=2, max_seq_len=64))
-    seen = {}
-    if shape == "encoder":
-        encode = model.encode
-        model.encode = lambda ids, mask: seen.update(input_ids=ids, attention_mask=mask) or encode(ids, mask)
-    else:
-        def hook(module, args, kwargs):
-            seen.update(input_ids=args[0], **({"decoder_input_ids": args[1]} if len(args) > 1 else {}), **kwargs)
-        model.register_forward_pre_hook(hook, with_kwargs=True)
-    examples = [{"source": s, "target": r, "target_text": ""} for s, r in pairs]
-    runner = RUNNERS[shape](model, TOKENIZER)
-    _, labels = runner.seq2seq(collate("seq2seq", examples, TOKENIZER.pad_id))
-    return seen, labels
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_old_compare_seq2seq_is_the_reference(shape):
-    pairs = EQUAL_PAIRS if shape == "encoder" else PAIRS
-    seen, labels = _old_compare_inputs(shape, pairs)
-    expected = reference_seq2seq(shape, pairs)
-    if shape == "decoder":  # the runner fed every position and scored labels shifted by one
-        assert torch.equal(seen["input_ids"], expected["input_ids"])
-        assert torch.equal(labels, expected["labels"][:, 1:])
-    elif shape == "encoder-decoder":
-        assert_same({**seen, "labels": labels}, expected)
-    else:  # the masked-LM head ran on the scored positions only: labels as MaskedLM selects them
-        assert_same(seen, expected, ["input_ids", "attention_mask"])
-        assert torch.equal(labels[0], expected["labels"][expected["labels"] != IGNORE])
-
-
-@pytest.mark.parametrize("shape", ["decoder", "encoder-decoder"])
-def test_old_compare_generation_prompts_are_the_reference(shape, monkeypatch):
-    import zoo.compare.adapters as adapters
-    from zoo.compare.data import collate
-
-    seen = {}
-
-    def fake_generate(model, ids, mask, **options):
-        seen.update(ids=ids, mask=mask)
-        return ids.new_full((ids.shape[0], ids.shape[1] + 1), TOKENIZER.eos_id)
-
-    monkeypatch.setattr(adapters, "generate", fake_generate)
-    from zoo.models.registry import get_family
-
-    family = get_family(FAMILY[shape])
-    model = family.model_class(family.make_config(vocab_size=TOKENIZER.vocab_size, embed_dim=8, num_layers=1,
-                                                  num_heads=2, max_seq_len=64))
-    examples = [{"source": s, "target": r, "target_text": ""} for s, r in PAIRS]
-    adapters.RUNNERS[shape](model, TOKENIZER).generate(collate("seq2seq", examples, TOKENIZER.pad_id), 3)
-    ids, mask = reference_prompts(shape, [s for s, _ in PAIRS])
-    assert torch.equal(seen["ids"], ids) and torch.equal(seen["mask"], mask)
-
-
 @pytest.mark.parametrize("shape, instruction", [("decoder", True), ("decoder", False), ("encoder-decoder", False)])
-def test_old_zoo_generate_prompts_are_the_reference(shape, instruction, monkeypatch):
+def test_zoo_generate_prompts_are_the_reference(shape, instruction, monkeypatch):
     import argparse
 
     import zoo.commands.generate as command
+    import zoo.tasks.formats as formats
     from zoo.models.registry import get_family
 
     seen = {}
@@ -215,7 +157,7 @@ def test_old_zoo_generate_prompts_are_the_reference(shape, instruction, monkeypa
         seen.update(ids=ids, mask=mask)
         return torch.cat((ids, ids.new_full((ids.shape[0], 1), TOKENIZER.eos_id)), 1)
 
-    monkeypatch.setattr(command, "generate", fake_generate)
+    monkeypatch.setattr(formats, "generate", fake_generate)
     family = get_family(FAMILY[shape])
     model = family.model_class(family.make_config(vocab_size=TOKENIZER.vocab_size, embed_dim=8, num_layers=1,
                                                   num_heads=2, max_seq_len=64))
@@ -227,3 +169,50 @@ def test_old_zoo_generate_prompts_are_the_reference(shape, instruction, monkeypa
     command.complete(model, TOKENIZER, texts, args)
     ids, mask = reference_prompts(shape, [TOKENIZER.encode(t) for t in texts], instruction)
     assert torch.equal(seen["ids"], ids) and torch.equal(seen["mask"].bool(), mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# The format itself against the references.
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_format_lays_out_seq2seq_as_the_reference(shape):
+    from zoo.tasks.formats import FORMATS
+
+    layout = FORMATS[shape](TOKENIZER)
+    pairs = EQUAL_PAIRS if shape == "encoder" else PAIRS
+    batch = layout.seq2seq(pairs)
+    assert_same(batch, reference_seq2seq(shape, pairs))
+    # The prompts and references it reads back from a batch are the sources and targets it laid out.
+    ids, mask = reference_prompts(shape, [s for s, _ in pairs])
+    assert [row[m].tolist() for row, m in zip(ids, mask, strict=True)] == layout.prompts(batch)
+    assert layout.references(batch) == [list(t) for _, t in pairs]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("layout_name", ["auto", "cls_sep", "eos"])
+def test_the_format_lays_out_classification_as_the_reference(shape, layout_name):
+    from zoo.tasks.formats import FORMATS
+
+    batch = FORMATS[shape](TOKENIZER).classification(TEXTS, 8, layout_name)
+    assert_same(batch, reference_classification(shape, TEXTS, 8, layout_name))
+
+
+@pytest.mark.parametrize("shape, instruction", [("decoder", True), ("decoder", False), ("encoder-decoder", False),
+                                                ("encoder", True)])
+def test_the_format_pads_prompts_as_the_reference(shape, instruction):
+    from zoo.tasks.formats import FORMATS
+
+    layout = FORMATS[shape](TOKENIZER)
+    sources = [s for s, _ in PAIRS]
+    ids, mask = layout.pad_prompts([layout.prompt(s, instruction=instruction) for s in sources])
+    expected_ids, expected_mask = reference_prompts(shape, sources, instruction)
+    assert torch.equal(ids, expected_ids) and torch.equal(mask, expected_mask)
+
+
+def test_an_encoder_refuses_targets_longer_than_their_sources_in_one_line():
+    from zoo.tasks.formats import FORMATS
+
+    with pytest.raises(ValueError, match=r"per source token.*example 0 has 3 source and 4 target") as error:
+        FORMATS["encoder"](TOKENIZER).seq2seq([(TOKENIZER.encode("abc"), TOKENIZER.encode("abcd"))])
+    assert "\n" not in str(error.value)

@@ -27,9 +27,9 @@ import torch
 
 from zoo.data.classification import python_docs_instructions
 from zoo.data.finetuning import FineTuneDataModule, split_by_hash, truncate
-from zoo.data.objectives import IGNORE_INDEX, pad_sequences
 from zoo.data.records import RecordFiles, RecordFormat, load_records, resolve_record_files
 from zoo.models.registry import Shape
+from zoo.tasks.formats import format_of
 
 Pair = tuple[str, str]
 
@@ -95,27 +95,14 @@ class InstructionDataModule(FineTuneDataModule):
         return list(zip(prompts, responses, strict=True))
 
     def _collator(self, shape: Shape) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
-        if shape == "encoder":
-            raise ValueError("instruction fine-tuning needs a decoder (GPT, LLaMA) or an encoder-decoder (T5); "
-                             "an encoder-only model cannot generate a response")
-        tok, room, answer_room = self.tokenizer, self.max_seq_len, self.max_response_len - 1
+        layout = format_of(shape)(self.tokenizer)
+        answer_room = self.max_response_len - 1  # the format appends </s>
+        for split in self._splits or {}:  # an encoder's layout needs equal lengths: refuse before any step
+            layout.check_pairs(self.encoded(split), f"{split} example")
 
         def collate(batch: list[tuple[int, tuple[list[int], list[int]]]]) -> dict[str, torch.Tensor]:
-            index = torch.tensor([i for i, _ in batch])
-            responses = [truncate(r, answer_room) + [tok.eos_id] for _, (_, r) in batch]
-            if shape == "decoder":
-                rows, labels = [], []
-                for (_, (prompt, _)), response in zip(batch, responses, strict=True):
-                    prompt = truncate(prompt, room - 1 - len(response)) + [tok.sep_id]
-                    rows.append(prompt + response)
-                    labels.append([IGNORE_INDEX] * len(prompt) + response)
-                return {"input_ids": pad_sequences(rows, tok.pad_id)[0],
-                        "labels": pad_sequences(labels, IGNORE_INDEX)[0], "index": index}
-            sources = [truncate(prompt, room - 1) + [tok.eos_id] for _, (prompt, _) in batch]
-            input_ids, mask = pad_sequences(sources, tok.pad_id)
-            decoder_ids = pad_sequences([[tok.pad_id] + r[:-1] for r in responses], tok.pad_id)[0]
-            return {"input_ids": input_ids, "attention_mask": mask, "decoder_input_ids": decoder_ids,
-                    "labels": pad_sequences(responses, IGNORE_INDEX)[0], "index": index}
+            pairs = [(prompt, truncate(response, answer_room)) for _, (prompt, response) in batch]
+            return {**layout.seq2seq(pairs, self.max_seq_len), "index": torch.tensor([i for i, _ in batch])}
 
         return collate
 

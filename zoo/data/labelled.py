@@ -23,10 +23,10 @@ from typing import Any, Literal
 import torch
 
 from zoo.data.classification import DOC_LABELS, python_docs_passages
-from zoo.data.finetuning import FineTuneDataModule, split_by_hash, truncate
-from zoo.data.objectives import pad_sequences
+from zoo.data.finetuning import FineTuneDataModule, split_by_hash
 from zoo.data.records import RecordFiles, RecordFormat, load_records, resolve_record_files
 from zoo.models.registry import Shape
+from zoo.tasks.formats import format_of
 
 Label = str | int
 Example = tuple[str, int]  # (text, label id)
@@ -158,23 +158,11 @@ class LabelledTextDataModule(FineTuneDataModule):
         return [(row, label) for row, (_, label) in zip(ids, examples, strict=True)]
 
     # Batches ----------------------------------------------------------------------------------
-    def resolved_input_format(self, shape: Shape) -> str:
-        if self.input_format != "auto":
-            return self.input_format
-        return "cls_sep" if shape == "encoder" else "eos"
-
     def _collator(self, shape: Shape) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
-        tok, room = self.tokenizer, self.max_seq_len
-        if self.resolved_input_format(shape) == "cls_sep":
-            def wrap(ids: list[int]) -> list[int]:
-                return [tok.cls_id, *truncate(ids, room - 2), tok.sep_id]
-        else:
-            def wrap(ids: list[int]) -> list[int]:
-                return [*truncate(ids, room - 1), tok.eos_id]
+        layout = format_of(shape)(self.tokenizer)
 
         def collate(batch: list[tuple[int, tuple[list[int], int]]]) -> dict[str, torch.Tensor]:
-            input_ids, mask = pad_sequences([wrap(ids) for _, (ids, _) in batch], tok.pad_id)
-            return {"input_ids": input_ids, "attention_mask": mask,
+            return {**layout.classification([ids for _, (ids, _) in batch], self.max_seq_len, self.input_format),
                     "labels": torch.tensor([label for _, (_, label) in batch]),
                     "index": torch.tensor([index for index, _ in batch])}
 
