@@ -333,7 +333,7 @@ class LanguageModelTask(L.LightningModule):
 
 def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:
     """One line naming every config field in which a checkpoint (``saved``) and the model differ."""
-    runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
+    runtime_only = ("dropout", "attn_implementation", "preset")  # may differ between training and evaluation
     differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in runtime_only]
     if differing:
         details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)
