@@ -22,7 +22,14 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from zoo.data.datamodule import default_cache_dir
 from zoo.data.splits import assign_splits
-from zoo.data.tokenizers import Tokenizer, TokenizerKind, cached_tokenizer_file, check_tokenizer_kind, load_tokenizer
+from zoo.data.tokenizers import (
+    NUM_SENTINELS,
+    Tokenizer,
+    TokenizerKind,
+    cached_tokenizer_file,
+    check_tokenizer_kind,
+    load_tokenizer,
+)
 from zoo.models.registry import Shape
 
 ShapeChoice = Literal["auto", "encoder", "decoder", "encoder-decoder"]
@@ -108,6 +115,9 @@ class FineTuneDataModule(L.LightningDataModule):
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_file: Path | None = None
 
+    #: Span sentinels a tokenizer trained here reserves (the character-level synthetic tasks need none).
+    num_sentinels: int = NUM_SENTINELS
+
     # Subclasses -------------------------------------------------------------------------------
     def _read_splits(self) -> dict[str, list[Any]]:
         """The raw examples per split (``train``, ``validation``, optionally ``test``), checked."""
@@ -148,7 +158,8 @@ class FineTuneDataModule(L.LightningDataModule):
             else:
                 self.raw_examples("train")
                 path = cached_tokenizer_file(self._tokenizer_texts(self._all_train), self.cache_dir,
-                                             kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size)
+                                             kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size,
+                                             num_sentinels=self.num_sentinels)
             self._tokenizer, self._tokenizer_file = load_tokenizer(path), path
         return self._tokenizer
 

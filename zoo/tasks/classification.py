@@ -78,6 +78,9 @@ class SequenceClassifier(FineTuneTask):
             "macro_f1": MulticlassF1Score(self.num_labels, average="macro"),
         })
 
+    def text_metrics(self, tokenizer: Any) -> dict[str, Any]:
+        return {}  # accuracy and macro-F1 read labels, not tokens
+
     def unused_parameters(self) -> list[nn.Parameter]:
         """The LM head's own weights (a tied head is the embedding, which is used); T5's whole decoder
         when the encoder mean classifies."""
