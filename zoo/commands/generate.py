@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from zoo.checkpoints import CheckpointError, check_tokenizer, data_record, load_checkpoint
+from zoo.checkpoints import CheckpointError, check_tokenizer, checkpoint_tokenizer, data_record, load_checkpoint
 from zoo.data.tokenizers import BOS, CLS, EOS, MASK, PAD, SEP, Tokenizer, load_tokenizer
 from zoo.generation import fill_mask
 from zoo.models import BERT, GPT, T5
@@ -90,24 +90,27 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 def load_matching_tokenizer(
     checkpoint: Mapping[str, Any], checkpoint_path: str, tokenizer_path: str | None
 ) -> Tokenizer:
-    """The tokenizer to use, checked against what the checkpoint (as ``load_checkpoint`` returned it)
-    recorded at training time.
+    """The tokenizer to use: ``tokenizer_path`` when given, checked against what the checkpoint (as
+    ``load_checkpoint`` returned it) recorded at training time; else the one the checkpoint carries.
 
     Raises:
-        CheckpointError: No tokenizer recorded and none given, or one that differs from the checkpoint's.
+        CheckpointError: No tokenizer in the checkpoint and none given, or one that differs from the
+            checkpoint's.
         FileNotFoundError: The tokenizer file is missing.
     """
-    recorded = data_record(checkpoint)
-    path = tokenizer_path or recorded.get("tokenizer_file")
-    if path is None:
-        raise CheckpointError("records no tokenizer file; pass --tokenizer PATH", checkpoint_path, WHAT)
-    if not Path(path).expanduser().is_file():
-        where = "" if tokenizer_path else " (recorded in the checkpoint; pass --tokenizer PATH if it moved)"
-        raise FileNotFoundError(f"tokenizer file {path!r} does not exist{where}")
-    tokenizer = load_tokenizer(path)
-    fix = "pass --tokenizer with the tokenizer the model was trained with"
+    if tokenizer_path is None:
+        tokenizer = checkpoint_tokenizer(checkpoint, checkpoint_path, WHAT)
+        if tokenizer is None:
+            recorded = data_record(checkpoint).get("tokenizer_file")
+            moved = f" (it recorded {recorded}, which no longer exists)" if recorded else ""
+            raise CheckpointError(f"holds no tokenizer{moved}; pass --tokenizer PATH", checkpoint_path, WHAT)
+        return tokenizer
+    if not Path(tokenizer_path).expanduser().is_file():
+        raise FileNotFoundError(f"tokenizer file {tokenizer_path!r} does not exist")
+    tokenizer = load_tokenizer(tokenizer_path)
+    fix = "leave --tokenizer unset to use the one the checkpoint carries"
     check_tokenizer(checkpoint, fingerprint=tokenizer.fingerprint, vocab_size=tokenizer.vocab_size,
-                    path=checkpoint_path, what=WHAT, fix=f"{fix} (tried {path})")
+                    path=checkpoint_path, what=WHAT, fix=f"{fix} (tried {tokenizer_path})")
     return tokenizer
 
 
