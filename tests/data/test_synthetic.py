@@ -72,3 +72,26 @@ def test_bad_synthetic_options_fail_in_one_line(make, words):
         make()
     message = str(error.value)
     assert "\n" not in message and all(word in message for word in words), message
+
+
+@pytest.mark.parametrize("stop", [5, 8])  # mid-epoch, and at an epoch's end (8 batches per epoch)
+def test_fine_tuning_batches_resume_exactly(stop):
+    dm = data("reverse", train_size=64)
+    dm.setup("fit")
+
+    def indices(loader, count):
+        out = []
+        while len(out) < count:  # passes as Lightning makes them: each pass a new epoch
+            for batch in loader:
+                out.append(batch["index"].tolist())
+                if len(out) == count:
+                    break
+        return out
+
+    straight = indices(dm.train_dataloader(), 20)
+    first = dm.train_dataloader()
+    assert indices(first, stop) == straight[:stop]
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict(first.state_dict())
+    assert indices(resumed, 20 - stop) == straight[stop:]
+    assert straight[:8] != straight[8:16]  # a fresh order each epoch
