@@ -48,7 +48,7 @@ from typing import Any
 
 from zoo.compare.budget import match_parameters, non_embedding_parameters
 from zoo.compare.config import Budget, Comparison, Entry, TrainSettings, load_comparison
-from zoo.compare.launch import check_launcher, launch, threads_per_job
+from zoo.compare.launch import check_launcher, launch_runs, threads_per_job
 from zoo.compare.plan import Run, plan
 from zoo.compare.report import markdown_table, plot_curves, write_reports
 from zoo.compare.results import prepare, read_result
@@ -105,7 +105,8 @@ def run_comparison(
     if len(pending) < len(chosen):
         log(f"{len(chosen) - len(pending)} of {len(chosen)} run(s) finished earlier: skipped")
     if pending:
-        launch(pending, launcher=launcher, jobs=jobs, threads=threads, log=log, done=read_result, options=slurm)
+        launch_runs(pending, launcher=launcher, jobs=jobs, threads=threads, log=log, done=read_result, options=slurm,
+                    folder=comparison.output_dir / "slurm")
     records = [r for r in (read_result(run) for run in runs) if r is not None]
     write_reports(comparison, records, missing=len(runs) - len(records))
     log(f"results: {comparison.output_dir / 'results.md'} (table), results.csv, results.json, plots/")

@@ -46,13 +46,15 @@ def threads_per_job(jobs: int, threads: int | None) -> int:
     return threads or max(1, (os.cpu_count() or 1) // jobs)
 
 
-def launch(runs: list[Run], *, launcher: str, jobs: int, threads: int, log: Log,
-           done: Callable[[Run], Mapping[str, Any] | None], options: Mapping[str, Any] | None = None) -> None:
-    """Train every run of ``runs``; raise one line naming the runs that failed, once the others are done."""
+def launch_runs(runs: list[Run], *, launcher: str, jobs: int, threads: int, log: Log,
+                done: Callable[[Run], Mapping[str, Any] | None], options: Mapping[str, Any] | None = None,
+                folder: Path | None = None) -> None:
+    """Train every run of ``runs`` (``folder``: where submitit keeps its files); raise one line naming
+    the runs that failed, once the others are done."""
     if launcher == "local":
         failed = _local(runs, jobs, threads, log, done)
     else:
-        failed = _slurm(runs, jobs, threads, log, done, dict(options or {}))
+        failed = _slurm(runs, jobs, threads, log, done, dict(options or {}), folder or Path("slurm"))
     if failed:
         names = ", ".join(run.name for run in failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
         raise ValueError(f"{len(failed)} run(s) failed: {names}; see job.log in each run directory, then run the "
@@ -103,12 +105,11 @@ def _last_line(run: Run) -> str:
 
 
 def _slurm(runs: list[Run], jobs: int, threads: int, log: Log, done: Callable[[Run], Any],
-           options: dict[str, Any]) -> list[Run]:
+           options: dict[str, Any], folder: Path) -> list[Run]:
     import submitit
 
     from zoo.compare.job import CompareJob
 
-    folder = Path(os.path.commonpath([os.fspath(r.dir) for r in runs])) / "slurm"
     executor = submitit.AutoExecutor(folder=folder, cluster=options.pop("cluster", "slurm"))
     executor.update_parameters(**{"slurm_array_parallelism": jobs, "cpus_per_task": threads, "tasks_per_node": 1,
                                   "name": "zoo-compare", **options})

@@ -17,6 +17,7 @@ import importlib
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,19 +98,23 @@ class _TaskData:
         except (ValueError, FileNotFoundError) as error:
             raise ValueError(f"task {task.name!r}: {error}") from None
         self.labels = list(self.module.labels) if self.kind == "classification" else []
+        self.pad = self.tokenizer.pad_id  # a layout's shape depends on lengths only
 
     def _splits(self) -> list[str]:
         self.module.raw_examples("train")
         return [s for s in SPLITS if s in self.module._splits]
 
-    def batches(self, shape: str, split: str) -> list[dict[str, torch.Tensor]]:
-        """Each example of ``split`` as a batch of one in ``shape``'s format (unpadded: what it costs)."""
+    def batches(self, shape: str, split: str) -> list[tuple[dict[str, torch.Tensor], int]]:
+        """The examples of ``split`` as batches of one in ``shape``'s format (unpadded: what each
+        costs), one per distinct length with how many examples have it."""
         if self.kind == "lm":
-            return [{"input_ids": torch.zeros(1, self.args["max_seq_len"], dtype=torch.long)}]
+            return [({"input_ids": torch.zeros(1, self.args["max_seq_len"], dtype=torch.long)}, 1)]
         layout = format_of(shape)(self.tokenizer)
         if self.kind == "seq2seq":
-            return [layout.seq2seq([pair]) for pair in self.examples[split]]
-        return [layout.classification([ids]) for ids, _ in self.examples[split]]
+            lengths = Counter((len(s), len(t)) for s, t in self.examples[split])
+            return [(layout.seq2seq([([self.pad] * s, [self.pad] * t)]), n) for (s, t), n in lengths.items()]
+        lengths = Counter(len(ids) for ids, _ in self.examples[split])
+        return [(layout.classification([[self.pad] * length]), n) for length, n in lengths.items()]
 
     def check(self, shape: str, what: str) -> None:
         """Refuse in one line a family shape that cannot lay out this data."""
@@ -141,7 +146,7 @@ def _positions(data: _TaskData, shape: str) -> int:
     if data.kind == "lm":
         return data.args["max_seq_len"]
     widths = [max(b["input_ids"].shape[1], b["decoder_input_ids"].shape[1] if "decoder_input_ids" in b else 0)
-              for split in data.examples for b in data.batches(shape, split)]
+              for split in data.examples for b, _ in data.batches(shape, split)]
     longest = max(widths)
     return max(longest, data.max_response_len + 1) if data.kind == "seq2seq" else longest
 
@@ -149,17 +154,11 @@ def _positions(data: _TaskData, shape: str) -> int:
 def _cost(data: _TaskData, shape: str, config: TransformerConfig) -> tuple[float, float]:
     """Mean tokens and training FLOPs (``zoo.flops``) of one training example, unpadded."""
     lm_head = data.kind != "classification"
-    cache: dict[tuple, tuple[int, int]] = {}
-    tokens = flops = 0
     batches = data.batches(shape, "train")
-    for batch in batches:
-        scored = int((batch["labels"] != -100).sum()) if "labels" in batch else None
-        key = (*((k, tuple(v.shape)) for k, v in batch.items()), scored)
-        if key not in cache:
-            cache[key] = batch_tokens(batch), training_flops(config, batch, lm_head=lm_head)
-        tokens += cache[key][0]
-        flops += cache[key][1]
-    return tokens / len(batches), flops / len(batches)
+    count = sum(n for _, n in batches)
+    tokens = sum(n * batch_tokens(b) for b, n in batches)
+    flops = sum(n * training_flops(config, b, lm_head=lm_head) for b, n in batches)
+    return tokens / count, flops / count
 
 
 def plan(comparison: Comparison, cache_dir: str | os.PathLike[str] | None = None) -> list[Run]:

@@ -293,7 +293,8 @@ class EncoderDecoderFormat(Format):
     @classmethod
     def batch_lengths(cls, batch: Mapping[str, Tensor]) -> tuple[int, int, int | None, int | None]:
         b, s = batch["input_ids"].shape
-        return b, s, batch["decoder_input_ids"].shape[1], None
+        # Without decoder inputs the batch is a classifier's: it reads the decoder's first step only.
+        return b, s, batch["decoder_input_ids"].shape[1] if "decoder_input_ids" in batch else 1, None
 
 
 class EncoderFormat(Format):
