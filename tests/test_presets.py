@@ -46,3 +46,17 @@ def test_given_fields_win_over_the_preset_in_yaml_and_on_the_command_line(tmp_pa
 def test_the_resolved_config_builds_the_same_model_as_the_python_preset(capsys):
     config = resolved_config(capsys, "--config", str(REPO / "configs" / "llama_clm.yaml"))
     assert GPTConfig.from_dict(config) == GPTConfig.llama(embed_dim=128, num_layers=2)  # vocab and ids: linked
+
+
+def test_zoo_fit_builds_the_preset_model_with_the_given_fields(tmp_path):
+    cli = run(["fit", "--model", "zoo.tasks.InstructionLM", "--model.init_args.config.preset", "llama",
+               "--model.init_args.config.embed_dim", "16", "--model.init_args.config.num_heads", "4",
+               "--model.init_args.config.num_layers", "1", "--model.init_args.config.max_seq_len", "32",
+               "--data", "zoo.data.InstructionDataModule", "--data.init_args.builtin", "copy",
+               "--data.init_args.tokenizer", "char", "--data.init_args.max_seq_len", "32",
+               "--data.init_args.synthetic", '{"train_size": 16, "val_size": 4, "test_size": 4, "max_len": 3}',
+               "--trainer.max_steps", "1", "--trainer.enable_progress_bar", "false", "--run.dir", str(tmp_path)])
+    config = cli.model.config
+    assert (config.embed_dim, config.num_heads, config.num_kv_heads) == (16, 4, 2)  # given, given, preset
+    assert (config.norm, config.activation, config.position, config.bias) == ("rmsnorm", "swiglu", "rotary", False)
+    assert config.preset is None  # num_heads: 4 sets back the family default the preset changes (8)

@@ -186,7 +186,8 @@ class ZooCLI(LightningCLI):
             self.config = parser.parse_args(argv)  # --print_config prints here
         if preset is not None:
             config = (self.config[subcommand] if subcommand else self.config).model.init_args.config
-            config.update(resolve_preset(_import_class(model.class_path).config_class, config.as_dict()))
+            for key, value in resolve_preset(_import_class(model.class_path).config_class, config.as_dict()).items():
+                config[key] = value
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         if self.parser_class is LightningArgumentParser:
