@@ -21,6 +21,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import LightningDataModule
@@ -48,6 +49,7 @@ from zoo.runs import (
     discard_unused_runs,
     lock_run,
     plan_run,
+    release_runs,
     resume_changes,
 )
 from zoo.speed import reuse_freed_memory
@@ -138,6 +140,7 @@ class ZooCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         use_pretrained_tokenizer(self.config[subcommand] if subcommand else self.config)
         if subcommand:
+            check_devices(self.config[subcommand])
             self.effective_config = self._config_text(subcommand)
 
     def after_instantiate_classes(self) -> None:
@@ -152,6 +155,8 @@ class ZooCLI(LightningCLI):
             if isinstance(callback, RunDirectory):
                 callback.given_config, callback.effective_config = self.given_config, self.effective_config
                 callback.resumed = self.resumed
+                ckpt_path = self.config[self.subcommand].get("ckpt_path")
+                callback.ckpt_path = None if ckpt_path is None else str(ckpt_path)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         """The Trainer, with the zoo's progress display (the run's steps and an ETA; plain lines when
@@ -207,6 +212,7 @@ class ZooCLI(LightningCLI):
         if not subcommand:
             return
         config = self.config[subcommand]
+        config["run"]["name"] = config["run"].get("name") or _run_name(config)  # recorded: the saved config retrains it
         self.given_config = self._config_text(subcommand)  # before the run fills in its own directories
         self._plan_run(subcommand, config)
         ckpt_path = config.get("ckpt_path")
@@ -247,7 +253,7 @@ class ZooCLI(LightningCLI):
         explicit_checkpoints = (config.get("checkpoint") or {}).get("dirpath")
         plan = plan_run(
             subcommand,
-            name=run.get("name") or _run_name(config),
+            name=run["name"],
             root=Path(trainer.get("default_root_dir") or RUNS_ROOT),
             version=run.get("version"),
             run_dir=Path(run["dir"]) if run.get("dir") else None,
@@ -280,6 +286,32 @@ class ZooCLI(LightningCLI):
             writer["output_path"] = os.fspath(out / f"{stem}.jsonl")
 
 
+def check_devices(config: Any) -> None:
+    """Before anything is built: an accelerator this machine does not have is refused in one line, and
+    more CPU processes than cores get a warning that says what the global batch becomes."""
+    trainer = config.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator") or "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible to this process "
+                         "(torch.cuda.is_available() is False); use --trainer.accelerator cpu (or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--trainer.accelerator mps: this machine has no Apple MPS device; use --trainer.accelerator "
+                         "cpu (or auto)")
+    devices = trainer.get("devices")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    count = int(devices) if isinstance(devices, int) or (isinstance(devices, str) and devices.isdigit()) else None
+    if on_cpu and count is not None and count > cores and not _is_worker_process():
+        batch = ((config.get("data") or {}).get("init_args") or {}).get("batch_size")
+        global_batch = f"{count} x {batch} = {count * batch} sequences" if isinstance(batch, int) else f"{count}x"
+        print(f"zoo: warning: --trainer.devices {count} starts {count} training processes on {cores} CPU cores: "
+              f"each gets less than a core, and the global batch per step is {global_batch}", file=sys.stderr)
+
+
+def _is_worker_process() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") != "0"
+
+
 def _run_name(config: Any) -> str:
     """A run's default name: the first ``--config`` file's stem, else the task class's name."""
     files = config.get("config") or []
@@ -308,6 +340,8 @@ def run(args: list[str] | None = None) -> ZooCLI:
     except BaseException:
         discard_unused_runs()
         raise
+    finally:
+        release_runs()  # the run is over: another command of this process (or another process) may write it
 
 
 def _cli(args: list[str] | None) -> ZooCLI:
@@ -336,13 +370,30 @@ EXTRA_COMMANDS = {
 }
 
 
+#: What ``zoo COMMAND`` does, for ``zoo --help``.
+COMMAND_HELP = {
+    "fit": "train a model (LightningCLI; a run directory under runs/<name>/version_N)",
+    "validate": "score a checkpoint on the validation split",
+    "test": "score a checkpoint on the test split (validation when the data has none)",
+    "predict": "score each sequence / classify each example, written as JSON lines into the run",
+    "generate": "complete prompts (GPT, T5) or fill [MASK] (BERT) with a checkpoint",
+    "convert": "a zoo checkpoint to a Hugging Face directory, or back (zoo convert --help: architectures)",
+    "compare": "train architectures on tasks from one study file and compare them",
+}
+
+
 def main() -> None:
-    """Console-script entry point (``zoo``): bad input ends in one line, not a traceback
-    (set ZOO_DEBUG=1 for the traceback)."""
+    """Console-script entry point (``zoo``): the expected failures — bad input, files and disks,
+    Lightning misconfiguration, data set errors, devices — end in one ``zoo: error:`` line naming what
+    is wrong (``expected_error``); a bug still shows its traceback (ZOO_DEBUG=1: every traceback)."""
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        # LightningCLI's help knows only its own subcommands.
-        print(f"zoo commands: fit, validate, test, predict (LightningCLI, below); {', '.join(EXTRA_COMMANDS)} "
-              "(zoo COMMAND --help)\n")
+        width = max(map(len, COMMAND_HELP))
+        print("usage: zoo COMMAND [options]   (zoo COMMAND --help for each)\n\ncommands:")
+        for name, text in COMMAND_HELP.items():
+            print(f"  {name:<{width}}  {text}")
+        print()
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        die_with_parent()
     reuse_freed_memory()  # before the first large tensor
     try:
         _check_negative_values(sys.argv[1:])
@@ -351,10 +402,68 @@ def main() -> None:
             sys.exit(command.main(sys.argv[2:]))
         _check_config_files(sys.argv[1:])
         run()
-    except (ValueError, FileNotFoundError, TypeError, ConnectionError, ArgumentError) as error:
-        if os.environ.get("ZOO_DEBUG"):
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        line = None if os.environ.get("ZOO_DEBUG") else expected_error(error)
+        if line is None:
             raise
-        sys.exit(f"zoo: error: {one_line(error)}")
+        sys.exit(f"zoo: error: {line}")
+
+
+def expected_error(error: BaseException) -> str | None:
+    """The one line for a failure a user can act on; None for a bug (its traceback is the report).
+
+    Expected: bad values (``ValueError``, jsonargparse's errors), files, directories and disks (the
+    ``OSError`` family: missing, unreadable, full, read-only, quota), Lightning's misconfiguration
+    (e.g. an accelerator the machine does not have), ``datasets``' generation errors (their cause, with
+    the file), and device errors of torch (no GPU, no driver, out of memory, a bad device string).
+    """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if isinstance(error, (ValueError, TypeError, ArgumentError, MisconfigurationException)):
+        return one_line(error)
+    if isinstance(error, OSError):
+        return os_error_line(error)
+    if type(error).__name__ in ("DatasetGenerationError", "DatasetGenerationCastError"):
+        cause = error.__cause__ or error.__context__
+        return f"reading the data failed: {expected_error(cause) or one_line(cause)}" if cause else one_line(error)
+    if isinstance(error, torch.OutOfMemoryError):
+        return ("out of device memory: " + _first_line(str(error)) +
+                "; lower --data.init_args.batch_size or the model size, or use --trainer.precision bf16-mixed")
+    if isinstance(error, RuntimeError) and _DEVICE_FAULT.search(str(error)):
+        return f"device: {_first_line(str(error))}"
+    return None
+
+
+_DEVICE_FAULT = re.compile(r"CUDA|cuda|NVIDIA driver|device type at start of device string|Invalid device|"
+                           r"not compiled with|No .*GPUs? (are|is) available|MPS", re.IGNORECASE)
+
+
+def os_error_line(error: OSError) -> str:
+    """An ``OSError`` as one line: what happened to which file (``FileWriteError`` says it already)."""
+    from zoo.files import FileWriteError, reason
+
+    if isinstance(error, FileWriteError) or not error.filename:
+        return one_line(error)
+    where = error.filename if not error.filename2 else f"{error.filename} -> {error.filename2}"
+    return f"{where}: {reason(error)}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def die_with_parent() -> None:
+    """A DDP worker process (started by the launching rank) ends when the launching process dies —
+    even by SIGKILL — instead of waiting in a collective until its timeout (Linux only)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def one_line(error: BaseException) -> str:

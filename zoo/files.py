@@ -24,6 +24,9 @@ class FileWriteError(OSError):
     """A file could not be written; the message is one line: the path, why, and that the previous
     version (if any) is intact."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 def temporary_path(path: Path) -> Path:
     """The temporary file a write of ``path`` goes through (beside it, owned by this process)."""
@@ -61,17 +64,23 @@ def atomic_open(path: str | os.PathLike[str], what: str = "file") -> Iterator[IO
             os.fsync(handle.fileno())
         os.replace(tmp, path)
         _fsync_directory(path.parent)
-    except OSError as error:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        if isinstance(error, FileWriteError):
+        # torch.save's zip writer reports a failed write as a RuntimeError with the OSError as its context.
+        cause = next((e for e in _chain(error) if isinstance(e, OSError)), None)
+        if cause is None or isinstance(error, FileWriteError):
             raise
         kept = " (the previous file is intact)" if path.exists() else ""
-        raise FileWriteError(error.errno, f"cannot write the {what} {path}: {reason(error)}{kept}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        raise FileWriteError(cause.errno, f"cannot write the {what} {path}: {reason(cause)}{kept}") from None
+
+
+def _chain(error: BaseException | None) -> Iterator[BaseException]:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, what: str = "file") -> None:

@@ -132,6 +132,7 @@ def plan_run(
     """
     keyword = ckpt_path if ckpt_path in RESUME_KEYWORDS else None
     inherited = os.environ.get(RUN_DIR_ENV) if _is_worker() else None
+    version = version or launcher_version()
     if run_dir is None and inherited:
         run_dir = Path(inherited)
     base = root / name
@@ -172,8 +173,21 @@ def plan_run(
 
 
 def _is_worker() -> bool:
-    """A process other than the one that launched the run (a DDP rank started by Lightning)."""
-    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    """A process other than the run's first (a DDP rank started by Lightning, torchrun or srun)."""
+    return any(os.environ.get(name, "0") != "0" for name in ("LOCAL_RANK", "NODE_RANK", "RANK", "SLURM_PROCID"))
+
+
+def launcher_version() -> str | None:
+    """The version every process of a multi-process launch agrees on without talking: SLURM's job id
+    (a requeued job keeps it) or torchrun's run id; None for a launch by one process (Lightning's own
+    DDP launcher passes the directory to the processes it starts)."""
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        job = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job = f"{job}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if job else os.environ.get("SLURM_JOB_ID")
+        return f"slurm-{job}" if job else None
+    if os.environ.get("TORCHELASTIC_RUN_ID") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,6 +241,13 @@ def discard_unused_runs() -> None:
             while path != stop and stop in path.parents and path.exists() and not any(path.iterdir()):
                 path.rmdir()
                 path = path.parent
+
+
+def release_runs() -> None:
+    """Give up every run directory lock this process holds (its command is over)."""
+    for directory in list(_HELD):
+        release_run(directory)
+    _CREATED.clear()
 
 
 def release_run(directory: Path) -> None:
@@ -339,6 +360,7 @@ class RunDirectory(Callback):
         # config as given (written to config.yaml) and as it runs (recorded in every checkpoint).
         self.resumed = False
         self.given_config: str | None = None
+        self.ckpt_path: str | None = None
         self.effective_config: str | None = None
         self.command = [Path(sys.argv[0]).name, *sys.argv[1:]]
         self._started = 0.0
@@ -353,7 +375,7 @@ class RunDirectory(Callback):
         self._started = time.monotonic()
         record = read_run(self.path)
         now = _now()
-        event = {"command": self.command, "start": now, "commit": git_commit(), "ckpt_path": trainer.ckpt_path}
+        event = {"command": self.command, "start": now, "commit": git_commit(), "ckpt_path": self.ckpt_path}
         if not (self.resumed and record):
             record = {**record, "name": self.path.parent.name if VERSION.match(self.path.name) else self.path.name,
                       "dir": os.fspath(self.path), "subcommand": stage, "start": now, **event,

@@ -1,10 +1,10 @@
 """``zoo generate``: complete prompts with a GPT or T5 checkpoint, or fill ``[MASK]``s with a BERT one.
 
-    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompt "The list type" --max-new-tokens 40
-    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
-    zoo generate runs/t5_span/checkpoints/last.ckpt --prompt "Return the <extra_id_0> of a list."
-    zoo generate runs/bert_mlm/checkpoints/last.ckpt --prompt "Return the [MASK] of a list." --top-k 5
-    zoo generate runs/gpt_instruct/checkpoints/last.ckpt --prompt "Which module documents this? Parse a URL."
+    zoo generate runs/gpt_clm --prompt "The list type" --max-new-tokens 40
+    zoo generate runs/gpt_clm --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
+    zoo generate runs/t5_span --prompt "Return the <extra_id_0> of a list."
+    zoo generate runs/bert_mlm --prompt "Return the [MASK] of a list." --top-k 5
+    zoo generate runs/gpt_instruct --prompt "Which module documents this? Parse a URL."
 
 An instruction-tuned checkpoint (``zoo.data.InstructionDataModule``) is prompted in its trained
 format: a decoder reads ``prompt [SEP]`` and writes the response; T5 reads ``prompt </s>`` as always.
@@ -69,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--jsonl", action="store_true", help="print JSON lines with the exact text")
     return parser
+
+
+def check_device(name: str) -> torch.device:
+    """``--device`` as a torch device this machine has, else one line saying which it has."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is visible to this process; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) (cuda:0 .. "
+                         f"cuda:{torch.cuda.device_count() - 1})")
+    return device
 
 
 def read_prompts(args: argparse.Namespace) -> list[str]:
@@ -248,12 +262,13 @@ def main(argv: list[str]) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
     prompts = read_prompts(args)
+    device = check_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint, what=WHAT)  # imports Lightning: the arguments are fine
     tokenizer = load_matching_tokenizer(checkpoint, args.checkpoint, args.tokenizer)
     from zoo.tasks.base import task_from_checkpoint
     from zoo.tasks.formats import format_of
 
-    model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(args.device).eval()
+    model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(device).eval()
     trained = trained_format(checkpoint)
     if trained.get("kind") == "classification":
         raise ValueError(f"{args.checkpoint} holds a classifier, which labels text rather than writing it; "
