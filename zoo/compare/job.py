@@ -42,7 +42,9 @@ def run_job(run_dir: str | os.PathLike[str], threads: int | None = None) -> None
     import torch
 
     from zoo.cli import run
+    from zoo.speed import reuse_freed_memory
 
+    reuse_freed_memory()  # as every zoo command does
     if threads:
         torch.set_num_threads(threads)
     directory = Path(run_dir)
@@ -101,14 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    from jsonargparse import ArgumentError
-
-    from zoo.cli import one_line
+    from zoo.cli import expected_error
 
     try:
         run_job(args.run_dir, args.threads)
-    except (ValueError, FileNotFoundError, TypeError, ArgumentError) as error:
-        print(f"zoo: error: {one_line(error)}", file=sys.stderr)
+    except Exception as error:  # zoo's error policy: one line for what a user can act on, a traceback for a bug
+        line = expected_error(error)
+        if line is None:
+            raise
+        print(f"zoo: error: {line}", file=sys.stderr)
         return 1
     return 0
 
