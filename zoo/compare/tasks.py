@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from zoo.data.synthetic import SyntheticSplits
+
 TaskKind = Literal["seq2seq", "classification", "lm"]
 #: The zoo fit data module of each kind of task.
 DATA_MODULES: dict[str, str] = {"seq2seq": "zoo.data.InstructionDataModule",
@@ -52,27 +54,10 @@ class TaskSpec:
 
 
 @dataclass
-class _SyntheticTask(TaskSpec):
-    """Options of the generated tasks (``zoo.data.synthetic.SyntheticSplits``; null lengths: the
-    task's defaults, and a test split longer than training).
+class _SyntheticTask(SyntheticSplits, TaskSpec):
+    """Options of the generated tasks: the sizes and lengths of ``zoo.data.synthetic.SyntheticSplits``
+    (null lengths: the task's defaults; the test split is longer than training)."""
 
-    Args:
-        train_size: Training examples.
-        val_size: Validation examples (same lengths as training).
-        test_size: Test examples, all longer than any training input (length generalisation).
-        min_len: Shortest input (addition: digits of the longer operand; brackets: characters).
-        max_len: Longest training / validation input.
-        test_min_len: Shortest test input; default ``max_len + 1``.
-        test_max_len: Longest test input; default ``max_len + max(2, max_len // 2)``.
-    """
-
-    train_size: int = 4000
-    val_size: int = 200
-    test_size: int = 200
-    min_len: int | None = None
-    max_len: int | None = None
-    test_min_len: int | None = None
-    test_max_len: int | None = None
     kind: ClassVar[TaskKind] = "seq2seq"
     #: Every target as long as its source: an encoder (which fills one [MASK] per source token) can run it.
     equal_length: ClassVar[bool] = True
