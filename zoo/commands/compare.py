@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train only the runs named <task>/<entry>/seed<k> that match, e.g. 'copy/*' or '*/gpt/*'")
     parser.add_argument("--launcher", default="local", help="local (processes on this machine) or slurm (a job "
                         "array through submitit)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at once (local: CPU threads are shared among "
-                        "them; slurm: the array's parallelism)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (local: each with the study's "
+                        "train.threads CPU threads, default 1; null shares the cores among them. slurm: the array's "
+                        "parallelism)")
     parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                         help="a submitit executor parameter for --launcher slurm, e.g. timeout_min=60, "
                         "slurm_partition=gpu, gpus_per_node=1 (repeatable; cluster=local runs through "
