@@ -39,12 +39,9 @@ class GPTConfig(TransformerConfig):
 
     @classmethod
     def llama(cls, **overrides: Any) -> GPTConfig:
-        """The LLaMA-style preset (Touvron et al., 2023): RMSNorm, SwiGLU, RoPE, GQA, no biases."""
-        values: dict[str, Any] = dict(
-            norm="rmsnorm", norm_eps=1e-6, activation="swiglu", position="rotary", bias=False,
-            tie_embeddings=False, num_heads=8, num_kv_heads=2, dropout=0.0,
-        )
-        return cls(**{**values, **overrides})
+        """The LLaMA-style preset (``zoo.models.config.PRESETS``): RMSNorm, SwiGLU, RoPE, GQA, no
+        biases; ``overrides`` win."""
+        return cls.from_dict({"preset": "llama", **overrides})
 
 
 class GPT(ZooModel):

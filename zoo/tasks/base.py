@@ -18,14 +18,17 @@ import torch.nn.functional as F
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch import Tensor, nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
 from zoo.checkpoints import TASK_KEY, CheckpointError, check_tokenizer, load_checkpoint, run_checkpoint, task_class
+from zoo.data.tokenizers import Tokenizer
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
 from zoo.models.registry import Family, family_of
 from zoo.tasks.losses import token_cross_entropy
+from zoo.tasks.metrics import BitsPerByte
 
 IGNORE_INDEX = -100  # label value the loss and metrics skip (PyTorch's and Hugging Face's convention)
 Stage = Literal["train", "val", "test"]
@@ -211,6 +214,8 @@ class LanguageModelTask(L.LightningModule):
             logits = logits.detach().float()
             metrics["perplexity"].update(logits, labels)  # wants (b, t, v)
             metrics["accuracy"].update(logits.flatten(0, 1), labels.flatten())  # wants (n, v)
+            if "bpb" in metrics:
+                metrics["bpb"].update(logits, labels)
             self.log_dict({f"{stage}_{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
                           batch_size=batch_size)
         aux = self.model.aux_loss()  # mixture-of-experts load balancing, weighted; None without experts
@@ -222,10 +227,21 @@ class LanguageModelTask(L.LightningModule):
         return loss
 
     def setup(self, stage: str) -> None:
-        """Refuse data longer than a learned position table before any step runs."""
-        data_len = getattr(self.trainer.datamodule, "max_seq_len", None) if self._trainer is not None else None
+        """Refuse data longer than a learned position table before any step runs; add the metrics
+        that need the data's tokenizer."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        data_len = getattr(datamodule, "max_seq_len", None)
         if data_len is not None:
             self.config.check_sequence_length(data_len, "data max_seq_len")
+        tokenizer = getattr(datamodule, "tokenizer", None)
+        if tokenizer is not None:
+            for metrics in (self.val_metrics, self.test_metrics):
+                metrics.update(self.text_metrics(tokenizer))
+
+    def text_metrics(self, tokenizer: Tokenizer) -> dict[str, Metric]:
+        """Validation and test metrics that read the data's tokenizer: bits per byte of the scored
+        tokens (``zoo.tasks.metrics.BitsPerByte``: comparable across tokenizers)."""
+        return {"bpb": BitsPerByte(tokenizer.token_byte_lengths())}
 
     def configure_model(self) -> None:
         """Shard with FSDP2 when the strategy provides a device mesh (``zoo.strategies.FSDP2``,
@@ -360,7 +376,7 @@ def apply_optimizer_changes(checkpoint: dict[str, Any], hparams: Mapping[str, An
 
 def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:
     """One line naming every config field in which a checkpoint (``saved``) and the model differ."""
-    runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
+    runtime_only = ("dropout", "attn_implementation", "preset")  # may differ between training and evaluation
     differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in runtime_only]
     if differing:
         details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)
