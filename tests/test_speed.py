@@ -19,9 +19,18 @@ from torch.utils.data import DataLoader, Dataset
 from zoo.flops import training_flops
 from zoo.generation import generate
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
-from zoo.speed import CompileModel, SpeedMonitor, compile_model, is_compiled, measure_matmul_peak, reuse_freed_memory
-from zoo.tasks import CausalLM
-from zoo.tasks.losses import token_cross_entropy
+from zoo.speed import (
+    CompileModel,
+    SpeedMonitor,
+    compile_model,
+    compile_units,
+    is_compiled,
+    measure_matmul_peak,
+    reuse_freed_memory,
+)
+from zoo.tasks import CausalLM, MaskedLM, Seq2SeqLM
+from zoo.tasks.classification import BertClassifier, GPTClassifier, T5Classifier
+from zoo.tasks.instruction import InstructionLM, InstructionSeq2Seq
 
 TINY = dict(vocab_size=61, embed_dim=32, num_layers=1, num_heads=4, max_seq_len=64, dropout=0.0)
 
@@ -102,6 +111,82 @@ def test_compiled_decoding_step_equals_eager(family):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == frames  # nothing recompiled
 
 
+def _labelled(b=3, t=10, target=7):
+    """One batch of every objective's format (right padding; -100 where nothing is scored)."""
+    ids = torch.randint(4, 61, (b, t), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(b, t, dtype=torch.long)
+    mask[1, -3:] = 0
+    dec = torch.randint(4, 61, (b, target), generator=torch.Generator().manual_seed(2))
+    mlm = torch.full_like(ids, -100)
+    mlm[:, ::3] = ids[:, ::3]
+    answer = ids.clone()
+    answer[:, :4] = -100  # the prompt of an instruction example
+    return {
+        "clm": {"input_ids": ids, "labels": ids},
+        "mlm": {"input_ids": ids, "attention_mask": mask, "labels": mlm},
+        "seq2seq": {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec, "labels": dec},
+        "classify": {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([0, 2, 1])[:b]},
+        "instruct": {"input_ids": ids, "labels": answer},
+    }
+
+
+TASKS = {
+    "gpt clm": (lambda: CausalLM(GPTConfig(**TINY)), "clm"),
+    "llama clm": (lambda: CausalLM(GPTConfig.llama(**TINY)), "clm"),
+    "bert mlm": (lambda: MaskedLM(BertConfig(**TINY)), "mlm"),
+    "t5 seq2seq": (lambda: Seq2SeqLM(T5Config(**TINY)), "seq2seq"),
+    "bert classifier": (lambda: BertClassifier(BertConfig(**TINY), num_labels=3), "classify"),
+    "gpt classifier": (lambda: GPTClassifier(GPTConfig(**TINY), num_labels=3), "classify"),
+    "t5 classifier": (lambda: T5Classifier(T5Config(**TINY), num_labels=3), "classify"),
+    "gpt instruction": (lambda: InstructionLM(GPTConfig(**TINY)), "instruct"),
+    "t5 instruction": (lambda: InstructionSeq2Seq(T5Config(**TINY)), "seq2seq"),
+}
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_compiled_step_is_one_graph_and_equals_eager(name):
+    """--compile.enabled compiles each task's whole step — model, output head and loss — as one graph
+    (masked LM: two, its masked positions known only from the data): no graph break
+    (``fullgraph=True``), same loss, logits and gradients as eager."""
+    build, kind = TASKS[name]
+    torch.manual_seed(0)
+    task = build()
+    batch = _labelled()[kind]
+    loss, logits, labels = task.forward_loss(batch)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in task.named_parameters() if p.grad is not None}
+    task.zero_grad()
+
+    counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
+    compile_model(task, backend=counter, fullgraph=True)
+    assert compile_units(task, backend=counter, fullgraph=True) == list(type(task).compile_units)
+    compiled_loss, compiled_logits, compiled_labels = task.forward_loss(batch)
+    compiled_loss.backward()
+    assert counter.frame_count == (2 if kind == "mlm" else 1)
+    assert not compiled_logits.requires_grad  # a logits output needing grad costs a zero-filled backward input
+    torch.testing.assert_close(compiled_loss, loss)
+    torch.testing.assert_close(compiled_logits, logits)
+    assert torch.equal(compiled_labels, labels)
+    assert {n for n, p in task.named_parameters() if p.grad is not None} == set(grads)
+    for n, p in task.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, grads[n], msg=n)
+
+
+def test_masked_lm_head_compiles_once_for_any_number_of_masks():
+    """The number of masked positions changes every batch: the head-and-loss graph is dynamic in it,
+    even with --compile.dynamic false, instead of recompiling per batch."""
+    task = MaskedLM(BertConfig(**TINY))
+    counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
+    compile_units(task, backend=counter, dynamic=False)
+    batch = _labelled()["mlm"]
+    for step in range(3):
+        labels = torch.full_like(batch["labels"], -100)
+        labels[:, : 2 + step] = batch["input_ids"][:, : 2 + step]  # 6, 9, 12 masked positions
+        task.forward_loss({**batch, "labels": labels})[0].backward()
+    assert counter.frame_count == 1
+
+
 class _Blocks(Dataset):
     """Causal-LM batches of fixed shape, optionally slow to produce (a starving loader)."""
 
@@ -130,7 +215,7 @@ def _fit(tmp_path, callbacks, steps=4, delay=0.0):
 def test_compile_callback_trains_and_saves_clean_names(tmp_path):
     monitor = SpeedMonitor(peak_flops=1e12)
     trainer, task = _fit(tmp_path, [CompileModel(enabled=True, backend="aot_eager", fullgraph=True), monitor])
-    assert is_compiled(task.model) and task.loss_fn is not token_cross_entropy
+    assert is_compiled(task.model) and "forward_loss" in vars(task)  # the step compiled on the instance
     path = tmp_path / "compiled.ckpt"
     trainer.save_checkpoint(path)
     state = torch.load(path, weights_only=True)["state_dict"]
@@ -140,7 +225,7 @@ def test_compile_callback_trains_and_saves_clean_names(tmp_path):
 
 def test_compile_is_off_by_default(tmp_path):
     _, task = _fit(tmp_path, [CompileModel()], steps=1)
-    assert not is_compiled(task.model) and task.loss_fn is token_cross_entropy
+    assert not is_compiled(task.model) and "forward_loss" not in vars(task)
 
 
 def test_speed_monitor_logs_throughput_mfu_and_data_wait(tmp_path):
