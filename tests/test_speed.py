@@ -5,6 +5,8 @@ Compilation uses cheap backends: ``aot_eager`` traces forward and backward (a gr
 ``fullgraph=True`` there just as with inductor) without generating code; ``eager`` traces only.
 """
 
+import datetime
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import torch
 import torch._dynamo
 from torch.utils.data import DataLoader, Dataset
 
+from zoo import speed
 from zoo.flops import training_flops
 from zoo.generation import generate
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
@@ -234,11 +237,14 @@ def test_speed_monitor_logs_throughput_mfu_and_data_wait(tmp_path):
     logged = trainer.callback_metrics
     for name in ("train/tokens_per_sec", "train/tflops_per_sec", "train/mfu", "train/data_wait"):
         assert name in logged, name
-    assert {"tok/s", "mfu", "wait"} <= set(trainer.progress_bar_metrics)
-    # MFU is the model's own FLOP count over time over the given peak.
+    assert {"tok/s", "mfu%", "wait%"} <= set(trainer.progress_bar_metrics)
+    # MFU is the model's own FLOP count over time over the given peak, in percent everywhere.
     batch = _Blocks(1)[0]
     flops_per_sec = float(logged["train/tflops_per_sec"]) * 1e12
-    assert float(logged["train/mfu"]) == pytest.approx(flops_per_sec / 1e12, rel=1e-4)
+    assert float(logged["train/mfu"]) == pytest.approx(100 * flops_per_sec / 1e12, rel=1e-4)
+    assert float(trainer.progress_bar_metrics["mfu%"]) == pytest.approx(float(logged["train/mfu"]), rel=1e-4)
+    mfu = 100 * monitor._totals[2] / monitor._totals[0] / 1e12
+    assert f"MFU {mfu:.1f} %" in monitor.summary()
     tokens_per_sec = float(logged["train/tokens_per_sec"])
     assert flops_per_sec / tokens_per_sec == pytest.approx(training_flops(task.config, batch) / 64, rel=1e-4)
     assert "MFU" in monitor.summary() and "data wait" in monitor.summary()
@@ -248,10 +254,45 @@ def test_data_wait_share_shows_a_starving_loader(tmp_path):
     """A loader that sleeps 0.25 s per batch, feeding a step of milliseconds, is most of the time."""
     slow = SpeedMonitor(peak_flops=1e12, window=3)
     trainer, _ = _fit(tmp_path, [slow], steps=4, delay=0.25)
-    assert float(trainer.callback_metrics["train/data_wait"]) > 0.5
+    assert float(trainer.callback_metrics["train/data_wait"]) > 50  # percent
     fast = SpeedMonitor(peak_flops=1e12, window=3)
     trainer, _ = _fit(tmp_path, [fast], steps=4)
     assert float(trainer.callback_metrics["train/data_wait"]) < float(slow.metrics()["data_wait"])
+
+
+def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
+    """The CPU peak is measured at the first fit and read back by every later one (same denominator,
+    same MFU scale); the file says when it was measured and how to refresh it."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def measure(dtype, device, sizes=(1024, 2048), seconds=1.0):
+        calls.append((dtype, seconds))
+        return 1.5e11 * len(calls)
+
+    monkeypatch.setattr(speed, "measure_matmul_peak", measure)
+    monitor = SpeedMonitor(window=2)
+    _fit(tmp_path, [monitor], steps=2)
+    assert monitor.peak == 1.5e11 and calls == [(torch.float32, speed.CACHED_PEAK_SECONDS)]
+    cached = json.loads((tmp_path / "matmul_peaks.json").read_text())
+    assert "python -m zoo.speed --refresh" in cached["about"]
+    (entry,) = cached["peaks"].values()
+    assert entry == {"flops": 1.5e11, "measured": datetime.date.today().isoformat()}
+    again = SpeedMonitor(window=2)
+    _fit(tmp_path, [again], steps=2)
+    assert again.peak == 1.5e11 and len(calls) == 1 and "measured" in again.peak_source
+    # --refresh measures again (longer) and replaces the entry.
+    speed.main(["--refresh", "--dtype", "float32"])
+    assert calls[-1] == (torch.float32, speed.REFRESH_PEAK_SECONDS)
+    assert speed.cached_matmul_peak(torch.float32)[0] == 3e11
+
+
+def test_given_peak_wins_and_must_be_positive(tmp_path):
+    monitor = SpeedMonitor(peak_flops=2e12)
+    _fit(tmp_path, [monitor], steps=1)
+    assert (monitor.peak, monitor.peak_source) == (2e12, "given")
+    with pytest.raises(ValueError, match="peak_flops=0"):
+        SpeedMonitor(peak_flops=0)
 
 
 def test_measured_peak_is_a_rate():
