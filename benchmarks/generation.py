@@ -118,7 +118,8 @@ def markdown(rows: list[dict]) -> str:
                     (family, batch, name, cache))
 
     lines = [
-        "| model | batch | implementation | KV cache | tokens/s | zoo / transformers | cached / uncached | same tokens |",
+        "| model | batch | implementation | KV cache | tokens/s | zoo / transformers | cached / uncached "
+        "| same tokens |",
         "|---|---:|---|---|---:|---:|---:|---|",
     ]
     for r in rows:
@@ -126,8 +127,8 @@ def markdown(rows: list[dict]) -> str:
         vs_hf = (f"{find(family, batch, 'zoo', cache) / find(family, batch, 'transformers', cache):.2f}×"
                  if name == "zoo" else "")
         speedup = f"{find(family, batch, name, True) / find(family, batch, name, False):.2f}×" if cache else ""
-        lines.append(f"| {family} | {batch} | {name} | {'yes' if cache else 'no'} | {r['tokens_per_s']:.1f} | {vs_hf} | "
-                     f"{speedup} | {'yes' if r['same'] else 'NO'} |")
+        lines.append(f"| {family} | {batch} | {name} | {'yes' if cache else 'no'} | {r['tokens_per_s']:.1f} "
+                     f"| {vs_hf} | {speedup} | {'yes' if r['same'] else 'NO'} |")
     return "\n".join(lines)
 
 

@@ -1,42 +1,56 @@
-"""Training speed: a zoo model's forward + backward + AdamW step against the same model in
-``transformers`` — same weights (``zoo.hf.to_hf``), same batches, same optimizer, same process.
+"""Training speed: a zoo model's forward + backward + AdamW step against the same shape in other
+libraries — ``transformers`` on the same weights (``zoo.hf.to_hf``), ``x-transformers`` and litgpt at the
+same shapes (``benchmarks/peers.py``; parameter counts printed) — same batches, same optimizer, same
+process.
 
 Every family × {fp32, bf16-mixed} × {eager, compiled} × sequence {128, 512}. A *cell* is (family,
-precision, sequence); within a cell the four settings (zoo / transformers × eager / compiled) run in
+precision, sequence); within a cell every setting (implementation × eager / compiled) runs in
 alternating rounds, so load from other processes hits them alike, and each setting's time is the
 median over ``--repeats`` rounds of ``--steps`` steps. bf16-mixed is what Lightning's
 ``precision="bf16-mixed"`` does: float32 weights and optimizer, ``torch.autocast(bfloat16)`` around
 forward and loss. "compiled" is what ``--compile.enabled true`` does for the zoo
-(``zoo.speed.compile_model`` on the stacks, and the loss compiled) and ``model.compile()`` for
-transformers (its forward, loss included). Each side computes its loss its own way: the zoo with
-``zoo.tasks.losses.token_cross_entropy`` (what its tasks use), transformers with its ``labels=`` loss.
-Both run under the allocator setting every ``zoo`` command makes (``zoo.speed.reuse_freed_memory``:
-glibc's malloc keeps freed memory instead of faulting it in again each step); it sped transformers
-up more than the zoo (``--system-malloc`` leaves glibc as it is, for the comparison without it).
+(``zoo.speed.compile_model`` on the stacks, then the whole step — model, output head and loss — under
+``torch.compile``, as ``CompileModel`` compiles a task's ``forward_loss``), ``model.compile()`` for
+transformers (its forward, loss included), and the whole step under ``torch.compile`` for the other
+peers. Each side computes its loss its own way: the zoo with ``zoo.tasks.losses.token_cross_entropy``
+(what its tasks use), transformers with its ``labels=`` loss, x-transformers and litgpt with
+``F.cross_entropy`` on their logits. BERT cells score every position (transformers' ``labels=ids``),
+so the zoo's step there is one graph; its masked-LM task scores the masked ones only. All run under
+the allocator setting every ``zoo`` command makes (``zoo.speed.reuse_freed_memory``: glibc's malloc
+keeps freed memory instead of faulting it in again each step); it sped transformers up more than the
+zoo (``--system-malloc`` leaves glibc as it is, for the comparison without it).
 
-Reported per cell: tokens/s of each setting, the best zoo setting over the best transformers one,
-MFU of both best settings (model FLOPs from ``zoo.flops`` over the machine's matmul peak in the
+Reported per cell: tokens/s of each setting, the best zoo setting over each peer's best, MFU of every
+implementation's best setting (model FLOPs from ``zoo.flops`` over the machine's matmul peak in the
 cell's precision: the fastest square matmul measured at start-up and again after each cell), the
 tensor memory one step allocates above what was live before it (activations, gradients,
-temporaries; torch.profiler's allocator events), and the difference of the first losses (same
-weights, same batch: ~0). The last line is
+temporaries; torch.profiler's allocator events), and the difference of the first losses of the zoo
+and transformers (same weights, same batch: ~0). Then every model's parameter count, and one line
+per peer:
 
     zoo/transformers: min X.XX× median Y.YY× bf16 median Z.ZZ×
+    zoo/x-transformers: ...
+    zoo/litgpt: ...
 
-over all cells (min, median) and over the bf16 cells.
+over all cells the peer ran (min, median) and over its bf16 cells. litgpt has no encoder: it runs the
+GPT-2 and LLaMA cells only.
 
-    python benchmarks/training.py                 # the full matrix: 16 cells, ~40 min on 2 CPU cores
-    python benchmarks/training.py --quick         # seq 128, 2 layers, eager only: ~2 min
-    python benchmarks/training.py --families gpt2 --precisions bf16 --seq-lens 512
-    python benchmarks/training.py --ceiling --hidden 512 --heads 8   # + the matmul ceiling column, width 512
+    python benchmarks/training.py                 # the full matrix: 16 cells × 4 libraries
+    python benchmarks/training.py --quick         # seq 128, 2 layers, eager only
+    python benchmarks/training.py --families gpt2 --precisions bf16 --seq-lens 512 --peers transformers
+    python benchmarks/training.py --widths 256 512 1024 --ceiling --families gpt2 llama --seq-lens 512
+                                                  # MFU against width, beside the matmul ceiling
 
+``--widths`` runs the matrix at each width (heads keep the head width of ``--hidden``/``--heads``, 64).
 ``--ceiling`` adds the *matmul ceiling*: every matrix product one eager zoo step runs (recorded with a
 dispatch mode, backward included), each timed alone on random inputs of its shape and dtype, as FLOP/s
 over the square-matmul peak timed between them — the MFU of a step that did nothing but its matmuls.
 No implementation of the step gets above it (attention inside SDPA kernels is the one product it
 does not see).
 
-Needs ``transformers`` (``pip install -e ".[hf]"``); nothing is downloaded.
+Needs ``transformers`` and ``x-transformers`` (``pip install -e ".[bench]"``) and litgpt (``pip install
+--no-deps litgpt``: its own pins break transformers 5); a peer that is not installed is skipped with
+a line saying so. Nothing is downloaded.
 """
 
 from __future__ import annotations

@@ -549,7 +549,8 @@ def main(argv: list[str] | None = None) -> None:
     or when the first measurement ran on a busy machine)."""
     parser = argparse.ArgumentParser(prog="python -m zoo.speed", description=main.__doc__.splitlines()[0])
     parser.add_argument("--refresh", action="store_true", help="measure again and replace the cached figures")
-    parser.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"],
+                        choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seconds", type=float, default=REFRESH_PEAK_SECONDS, help="measuring time per dtype")
     args = parser.parse_args(argv)
