@@ -85,7 +85,7 @@ def build(family: str, args: argparse.Namespace, seq_len: int) -> torch.nn.Modul
     if family == "gpt2":
         return GPT(GPTConfig(**size, activation="gelu_tanh"))
     if family == "llama":
-        return GPT(GPTConfig.llama(**size, num_kv_heads=args.heads // 2))
+        return GPT(GPTConfig.llama(**size, num_kv_heads=max(1, args.heads // 2)))
     if family == "bert":
         return BERT(BertConfig(**size, type_vocab_size=2))
     return T5(T5Config(**size))
