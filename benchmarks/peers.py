@@ -62,6 +62,7 @@ def _x_transformers(family: str, c: TransformerConfig, seq_len: int) -> nn.Modul
         return TransformerWrapper(
             num_tokens=c.vocab_size, max_seq_len=seq_len, use_abs_pos_emb=False,
             attn_layers=Decoder(**layers, attn_kv_heads=c.resolved_num_kv_heads, rotary_pos_emb=True,
+                                rotary_emb_dim=c.rotary_dims,  # its default rotates half of each head
                                 use_rmsnorm=True, ff_glu=True, ff_swish=True, ff_no_bias=True))
     if family == "bert":  # learned positions, post-norm LayerNorm (and on the embeddings), GELU, tied head
         return TransformerWrapper(num_tokens=c.vocab_size, max_seq_len=seq_len, tie_embedding=True,
