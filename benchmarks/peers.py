@@ -95,6 +95,9 @@ def _litgpt(family: str, c: TransformerConfig, seq_len: int) -> nn.Module | None
         config = Config(**shape, n_query_groups=c.resolved_num_kv_heads, bias=False, norm_class_name="RMSNorm",
                         norm_eps=c.norm_eps, mlp_class_name="LLaMAMLP")
     model = GPT(config)
+    # litgpt leaves initialisation to its pretraining script; N(0, 1) embeddings tied to the head give
+    # logits in the hundreds. The zoo's init_std keeps the first loss near ln(vocab), as the others'.
+    nn.init.normal_(model.transformer.wte.weight, std=c.init_std)
     if c.tie_embeddings:
         model.lm_head.weight = model.transformer.wte.weight
     return model
