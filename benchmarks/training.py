@@ -38,6 +38,8 @@ GPT-2 and LLaMA cells only.
     python benchmarks/training.py                 # the full matrix: 16 cells × 4 libraries
     python benchmarks/training.py --quick         # seq 128, 2 layers, eager only
     python benchmarks/training.py --families gpt2 --precisions bf16 --seq-lens 512 --peers transformers
+    python benchmarks/training.py --families bert --precisions fp32 --seq-lens 512 --profile 15
+                                                  # + where each side's step goes (torch.profiler)
     python benchmarks/training.py --widths 256 512 1024 --ceiling --families gpt2 llama --seq-lens 512
                                                   # MFU against width, beside the matmul ceiling
 
@@ -187,6 +189,19 @@ def step_memory(setting: Setting, dtype: torch.dtype) -> float | None:
     return float(peak)
 
 
+def profile_step(setting: Setting, dtype: torch.dtype, top: int) -> list[str]:
+    """The ``top`` ATen ops of one step by self CPU time (torch.profiler): where a setting's time
+    goes, to say why one implementation beats another in a cell."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_steps(setting, 1, dtype)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    return [f"      {e.self_cpu_time_total / 1e3:8.1f} ms {100 * e.self_cpu_time_total / total:5.1f} %  "
+            f"{e.count:5d}×  {e.key}" for e in events[:top]]
+
+
 class _RecordMatmuls(TorchDispatchMode):
     """Records the shapes and dtype of every matrix product the step runs (mm, addmm, bmm)."""
 
@@ -285,6 +300,13 @@ def run_cell(family: str, precision: str, seq_len: int, args: argparse.Namespace
     if not args.no_memory:
         for setting in settings:
             setting.memory = step_memory(setting, dtype)
+
+    speeds = {s.name: statistics.median(s.times) for s in settings}
+    if args.profile:
+        for implementation in models:
+            fastest = min((s for s in settings if s.implementation == implementation), key=lambda s: speeds[s.name])
+            print(f"    profile of one {fastest.name} step ({family} {precision} {seq_len}), top ops by self time:")
+            print("\n".join(profile_step(fastest, dtype, args.profile)), flush=True)
 
     eager_zoo = next(s for s in settings if s.implementation == "zoo" and s.mode == "eager")
     ceiling = matmul_ceiling(eager_zoo, dtype) if args.ceiling else None
@@ -406,6 +428,8 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the profiled memory step")
     parser.add_argument("--ceiling", action="store_true", help="add the matmul ceiling: the MFU of the step's own "
                         "matmuls, each timed alone (an upper bound on what any implementation of the step reaches)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest ops of one step "
+                        "of every implementation's fastest setting in each cell (torch.profiler)")
     parser.add_argument("--system-malloc", action="store_true", help="leave glibc's malloc as it is (the zoo command "
                         "sets zoo.speed.reuse_freed_memory, and so does this benchmark by default, for every side)")
     parser.add_argument("--quick", action="store_true", help="a fast pass: seq 128, 2 layers, eager, fewer rounds")
