@@ -82,7 +82,12 @@ class GPT(ZooModel):
         """
         hidden = self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache,
                                     document_ids=document_ids)
-        return softcap(self.lm_head(hidden), self.config.logit_softcap)
+        return self.logits(hidden)
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """The LM head: vocabulary logits ``(..., v)`` of final hidden states ``(..., e)`` (generation
+        applies it to the last position only)."""
+        return softcap(self.vocab_projection(hidden), self.config.logit_softcap)
 
     def hidden_states(
         self,

@@ -123,12 +123,16 @@ class T5(ZooModel):
     ) -> Tensor:
         """Logits ``(b, t, v)`` for ``decoder_input_ids`` ``(b, t)`` given the encoder's output;
         ``attention_mask`` ``(b, s)`` masks the encoder output."""
-        x = self.decoder_hidden_states(
+        return self.logits(self.decoder_hidden_states(
             decoder_input_ids, encoder_output, attention_mask, decoder_attention_mask, cache=cache
-        )
+        ))
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """The LM head: vocabulary logits ``(..., v)`` of decoder hidden states ``(..., e)``
+        (generation applies it to the last position only)."""
         if self.config.resolved_scale_decoder_output:
-            x = x * self.config.embed_dim**-0.5  # keeps tied logits at the scale T5 trains with
-        return softcap(self.lm_head(x), self.config.logit_softcap)
+            hidden = hidden * self.config.embed_dim**-0.5  # keeps tied logits at the scale T5 trains with
+        return softcap(self.vocab_projection(hidden), self.config.logit_softcap)
 
     def decoder_hidden_states(
         self,

@@ -90,13 +90,18 @@ class SequenceClassifier(FineTuneTask):
         """Label logits ``(b, n)`` for formatted inputs ``(b, t)`` (see ``LabelledTextDataModule``)."""
         return self.head(self.format.features(self.model, input_ids, attention_mask, self.pooling))
 
-    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+    def forward_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, label logits (b, n), labels (b,))``: body, pooling, head and loss, one graph when
+        compiled (``LanguageModelTask.forward_loss``)."""
         logits = self(batch["input_ids"], batch["attention_mask"]).float()
         labels = batch["labels"]
-        loss = F.cross_entropy(logits, labels)
+        return F.cross_entropy(logits, labels), logits.detach(), labels
+
+    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+        loss, logits, labels = self.forward_loss(batch)
         metrics = getattr(self, f"{stage}_metrics")
         for metric in metrics.values():
-            metric.update(logits.detach(), labels)
+            metric.update(logits, labels)
         size = len(labels)
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train",
                  batch_size=size, sync_dist=stage != "train")
