@@ -63,6 +63,7 @@ from zoo.data.objectives import (
 from zoo.data.records import BadRecords, check_bad_records
 from zoo.data.shards import SHARD_VERSION, TokenBlocks, check_meta, read_meta, write_shards
 from zoo.data.splits import unit_hash
+from zoo.data.tempfiles import remove_stale_temporaries
 from zoo.data.tokenizers import (
     NUM_SENTINELS,
     Tokenizer,
@@ -395,6 +396,7 @@ class TextDataModule(L.LightningDataModule):
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_file: Path | None = None
         self._datasets: dict[str, Any] = {}
+        self._split_at: float | None = None  # the split's hash threshold, once a pass has found it
 
     # -----------------------------------------------------------------------------------------
     # Tokenizer and the values the model needs (available right after __init__)
@@ -513,7 +515,9 @@ class TextDataModule(L.LightningDataModule):
     def documents(self, split: Split) -> list[str]:
         """The raw documents of `split` ("train" or "validation") as a list: for small corpora and
         inspection only (training streams them and never builds this list)."""
-        return [doc for where, doc in self._pairs(self._threshold()) if where == split]
+        if self._split_at is None:
+            self._split_at = self._threshold()
+        return [doc for where, doc in self._pairs(self._split_at) if where == split]
 
     def _threshold(self, stats: dict[str, Any] | None = None, counts: dict[str, int] | None = None) -> float:
         """The hash threshold of the split: `val_fraction`, unless that leaves a side empty, when
@@ -619,6 +623,7 @@ class TextDataModule(L.LightningDataModule):
                 meta = write_shards(directory, lambda t=threshold, s=stats, r=skipped: self._pairs(t, s, r.append),
                                     tokenizer, estimated_bytes=estimate, progress=bar.update, finish=finish)
             if meta is not None:
+                self._split_at = threshold
                 return meta
             threshold = self._threshold(stats, counts)  # raises when no threshold can split the corpus
         raise AssertionError("a moved threshold leaves both splits non-empty")
@@ -629,6 +634,7 @@ class TextDataModule(L.LightningDataModule):
             return self._datasets[split]
         directory = self._shard_directory()
         directory.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(directory.parent)  # what killed builds left, whichever shards they built
         meta = read_meta(directory)
         if meta is None:
             with FileLock(os.fspath(directory) + ".lock"):  # DDP ranks / parallel runs wait for one build

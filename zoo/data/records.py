@@ -138,7 +138,8 @@ class RecordTally:
         unit = unit or self.unit
         summary, detail = problem
         if self.bad_records == "error":
-            raise ValueError(f"{self.source} {unit} {position}: {detail}; fix it, or pass "
+            joint = ": " if detail.startswith("field") else " "  # "line 4: field 'text' is ...", "line 4 is not JSON"
+            raise ValueError(f"{self.source} {unit} {position}{joint}{detail}; fix it, or pass "
                              f"--data.init_args.bad_records skip to leave such records out")
         self.skipped[summary] += 1
         self.first.setdefault(summary, position)
@@ -218,7 +219,8 @@ def _json_records(path: str, tally: RecordTally) -> Iterator[tuple[int, dict[str
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                tally.bad(number, ("not valid JSON", f"is not valid JSON ({error.msg}, column {error.colno})"))
+                reason = f"{error.msg.removesuffix(' at')}, column {error.colno}"
+                tally.bad(number, ("not valid JSON", f"is not valid JSON ({reason})"))
                 continue
             if isinstance(record, dict):
                 yield number, record

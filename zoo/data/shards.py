@@ -174,8 +174,8 @@ def write_shards(
     def flush(split: str) -> None:
         texts, ends = zip(*pending[split], strict=True)
         array = encode_documents(tokenizer, list(texts), dtype, list(ends))
-        with _writing(directory):
-            array.tofile(handles[split])
+        with _writing(directory):  # not ndarray.tofile: its OSError on a full disk carries no errno
+            handles[split].write(array.data)
         tokens[split] += len(array)
         docs[split] += sum(ends)
         if progress is not None:

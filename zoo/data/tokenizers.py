@@ -580,11 +580,12 @@ def cached_tokenizer_file(
     key = hashlib.sha256((json.dumps(settings, sort_keys=True) + corpus).encode()).hexdigest()[:16]
     directory = Path(cache_dir).expanduser() / "tokenizers" / f"{name}-{key}"
     path = directory / filename
+    for built in _subdirectories(directory.parent):  # what killed builds of any tokenizer left
+        remove_stale_temporaries(built)
     if path.is_file():
         return path
     directory.mkdir(parents=True, exist_ok=True)
     with FileLock(os.fspath(directory) + ".lock"):
-        remove_stale_temporaries(directory)
         if not path.is_file():  # another process may have finished while we waited
             tokenizer: Tokenizer
             if kind == "sentencepiece":
@@ -596,6 +597,13 @@ def cached_tokenizer_file(
                 tokenizer = CharTokenizer.train(texts, num_sentinels=num_sentinels)
             tokenizer.save(path)
     return path
+
+
+def _subdirectories(directory: Path) -> list[Path]:
+    try:
+        return [entry for entry in directory.iterdir() if entry.is_dir()]
+    except OSError:  # not there yet
+        return []
 
 
 def iter_special_tokens(num_sentinels: int = NUM_SENTINELS) -> Iterator[str]:
