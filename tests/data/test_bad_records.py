@@ -219,3 +219,13 @@ def test_a_local_dataset_directory_is_checked_row_by_row(tmp_path: Path, cache_d
     with pytest.raises(ValueError, match=r"dataset '.*my_dataset' split 'train' row 12: field 'text' is null") as info:
         dm.prepare_data()
     assert_one_line(info.value)
+
+
+def test_skipped_records_are_reported_when_max_documents_stops_the_reading_early(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    path = _list_corpus(tmp_path / "train.jsonl")
+    dm = _module(path, cache_dir, bad_records="skip", max_documents=40)
+    with pytest.warns(UserWarning, match=r"skipped 10 of 50 records of .*train.jsonl: field 'text' not a string"):
+        dm.prepare_data()
+    assert len(dm.documents("train") + dm.documents("validation")) == 40

@@ -346,24 +346,30 @@ def _hub_documents(part: Any, column: str, where: str, bad_records: BadRecords, 
     """The documents of a `datasets` split, each record's text checked (rows counted from 1)."""
     tally = RecordTally(where, bad_records, "row", source=where)
     row = 0
-    for batch in part.iter(batch_size=1000):
-        for text in batch[column]:
-            row += 1
-            tally.records += 1
-            problem = field_problem(text, column, "document")
-            if problem is not None:
-                tally.bad(row, problem)
-            elif text.strip():
-                yield text
-    if report is not None and (line := tally.summary()):
-        report(line)
+    try:
+        for batch in part.iter(batch_size=1000):
+            for text in batch[column]:
+                row += 1
+                tally.records += 1
+                problem = field_problem(text, column, "document")
+                if problem is not None:
+                    tally.bad(row, problem)
+                elif text.strip():
+                    yield text
+    finally:  # read to the end, or closed early (max_documents): say what was skipped
+        if report is not None and (line := tally.summary()):
+            report(line)
 
 
 def _file_documents(paths: list[str], data_format: DataFormat, column: str, bad_records: BadRecords,
                     report: Any) -> Iterator[str]:
     for path in paths:
-        for record in read_records(path, data_format, {column: "document"}, bad_records=bad_records, report=report):
-            yield record[column]
+        records = read_records(path, data_format, {column: "document"}, bad_records=bad_records, report=report)
+        try:
+            for record in records:
+                yield record[column]
+        finally:  # closed early (max_documents): the file's reader reports what it skipped
+            records.close()
 
 
 def stream_splits(

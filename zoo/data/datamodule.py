@@ -23,6 +23,7 @@ Life cycle, as Lightning intends:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -491,8 +492,17 @@ class TextDataModule(L.LightningDataModule):
             )
         if self.max_documents is None:
             return sources
-        return {split: (lambda report=None, open_=open_: itertools.islice(open_(report), self.max_documents))
-                for split, open_ in sources.items()}
+
+        def first(open_: Any, report: Any = None) -> Any:
+            stream = open_(report)
+            try:
+                yield from itertools.islice(stream, self.max_documents)
+            finally:  # close the reader now, so it reports what it skipped among the documents read
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+        return {split: functools.partial(first, open_) for split, open_ in sources.items()}
 
     def _pairs(self, threshold: float, stats: dict[str, Any] | None = None, report: Any = None):
         """`(split, document)` in corpus order; without a validation source, a document goes to

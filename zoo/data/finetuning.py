@@ -24,7 +24,14 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from zoo.data.datamodule import writable_cache_dir
 from zoo.data.records import BadRecords, check_bad_records
 from zoo.data.splits import assign_splits
-from zoo.data.tokenizers import Tokenizer, TokenizerKind, cached_tokenizer_file, check_tokenizer_kind, load_tokenizer
+from zoo.data.tokenizers import (
+    Tokenizer,
+    TokenizerKind,
+    TokenizerTrainingError,
+    cached_tokenizer_file,
+    check_tokenizer_kind,
+    load_tokenizer,
+)
 from zoo.models.registry import Shape
 
 ShapeChoice = Literal["auto", "encoder", "decoder", "encoder-decoder"]
@@ -157,8 +164,13 @@ class FineTuneDataModule(L.LightningDataModule):
                 path = Path(self.tokenizer_path).expanduser()
             else:
                 self.raw_examples("train")
-                path = cached_tokenizer_file(self._tokenizer_texts(self._all_train), self.cache_dir,
-                                             kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size)
+                try:
+                    path = cached_tokenizer_file(self._tokenizer_texts(self._all_train), self.cache_dir,
+                                                 kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size)
+                except TokenizerTrainingError as error:
+                    files = getattr(self, "_files", None)
+                    where = repr(files["train"][0]) if files else "the built-in task"
+                    raise TokenizerTrainingError(f"training a tokenizer on {where}: {error}") from None
             self._tokenizer, self._tokenizer_file = load_tokenizer(path), path
             size, trained = self._tokenizer.vocab_size, self.tokenizer_path is None
             if trained and self.tokenizer_kind == "sentencepiece" and size < self._requested_vocab_size:

@@ -312,8 +312,9 @@ def read_records(
     """Stream the checked ``fields`` of every record of one file, in file order.
 
     Memory holds one batch of records. Each record's fields are checked as it is read: a bad record
-    raises (``bad_records="error"``) or is left out and counted (``"skip"``); when the file has been
-    read to its end, ``report`` gets one line with the count (nothing when nothing was skipped).
+    raises (``bad_records="error"``) or is left out and counted (``"skip"``); when the stream ends —
+    the file read to its end, or the reader closed early (``max_documents``) — ``report`` gets one
+    line with the count of the records read (nothing when nothing was skipped).
     Records of kind ``document`` whose text is blank are passed over without a count (no text).
 
     Args:
@@ -341,26 +342,35 @@ def read_records(
     else:
         raw = _parquet_records(path, fields, tally)
     try:
-        for position, record in raw:
-            problem = None
-            for name, kind in fields.items():
-                problem = field_problem(record.get(name, _MISSING), name, kind)
-                if problem:
-                    break
-            if problem is not None:
-                if data_format == "csv" and (bad_records == "error" or problem[0] not in tally.first):
-                    # pandas counts rows, the message names a line: found by a scan, for reported rows only
-                    position = csv_line_of_row(path, position, skipped_lines)
-                tally.bad(position, problem)
-                continue
-            if any(kind == "document" and not record[name].strip() for name, kind in fields.items()):
-                continue
-            yield {name: plain_value(record[name], kind) for name, kind in fields.items()}
+        yield from _checked(raw, path, data_format, fields, tally, skipped_lines)
     except UnicodeDecodeError as error:
         raise ValueError(f"data file {path!r} is not valid UTF-8 ({error.reason} at byte {error.start} of a "
                          f"block); re-encode it as UTF-8, e.g. iconv -t UTF-8") from None
-    if report is not None and (line := tally.summary()):
-        report(line)
+    finally:
+        raw.close()
+        if report is not None and (line := tally.summary()):
+            report(line)
+
+
+def _checked(raw: Iterator[tuple[int, dict]], path: str, data_format: RecordFormat, fields: Mapping[str, FieldKind],
+             tally: RecordTally, skipped_lines: set[int]) -> Iterator[dict[str, Any]]:
+    """`read_records`' check of each raw record: bad ones go to `tally`, good ones come out plain."""
+    bad_records = tally.bad_records
+    for position, record in raw:
+        problem = None
+        for name, kind in fields.items():
+            problem = field_problem(record.get(name, _MISSING), name, kind)
+            if problem:
+                break
+        if problem is not None:
+            if data_format == "csv" and (bad_records == "error" or problem[0] not in tally.first):
+                # pandas counts rows, the message names a line: found by a scan, for reported rows only
+                position = csv_line_of_row(path, position, skipped_lines)
+            tally.bad(position, problem)
+            continue
+        if any(kind == "document" and not record[name].strip() for name, kind in fields.items()):
+            continue
+        yield {name: plain_value(record[name], kind) for name, kind in fields.items()}
 
 
 # ---------------------------------------------------------------------------------------------
