@@ -15,7 +15,10 @@ training order alone for an epoch of N blocks, in fresh processes: torch's `Dist
 computed per position) — peak RSS above a bare `import torch`, time to the first index, and time to
 resume at the epoch's last position. Run:
 
-    python benchmarks/data.py --sizes-mb 1000 4000 --max-seq-len 32 --sampler-blocks 31000000 [--keep DIR]
+    python benchmarks/data.py --sizes-mb 1000 4000 --max-seq-len 32 --sampler-blocks 31000000 [--cold-fit] [--keep DIR]
+
+`--cold-fit` adds `zoo fit` from an empty cache — tokenizer, shards and steps in one process, what a
+first run on a new corpus does.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -132,29 +136,42 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--max-seq-len", type=int, default=32, help="tokens per training block in the fit")
     parser.add_argument("--sampler-blocks", type=int, default=0, help="also time the training order alone")
+    parser.add_argument("--cold-fit", action="store_true",
+                        help="also run `zoo fit` from an empty cache (tokenizer, shards and steps in one process)")
     parser.add_argument("--keep", type=Path, help="keep corpora and caches here")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="zoo-data-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
-    rows = []
+    rows, cold = [], []
+
+    def fit(corpus: Path, cache: Path, name: str) -> tuple[float, float]:
+        env["ZOO_CACHE_DIR"] = os.fspath(cache)
+        command = ["fit", "--config", "configs/gpt_clm.yaml", "--config", "configs/debug/smoke.yaml",
+                   "--data.init_args.data_files", os.fspath(corpus), "--data.init_args.tokenizer", args.tokenizer,
+                   "--data.init_args.vocab_size", "4000", "--data.init_args.cache_dir", os.fspath(cache),
+                   "--data.init_args.max_documents", "null", "--data.init_args.max_seq_len", str(args.max_seq_len),
+                   "--model.init_args.config.max_seq_len", str(args.max_seq_len),
+                   "--trainer.max_steps", str(args.steps), "--trainer.limit_val_batches", "2",
+                   "--trainer.default_root_dir", os.fspath(root / "runs"),
+                   "--checkpoint.dirpath", os.fspath(root / "runs" / f"ckpt-{name}")]
+        _, wall, rss = run_child([sys.executable, "-m", "zoo.cli", *command], env)
+        return wall, rss
+
     for size in sorted(args.sizes_mb):
         corpus, cache = root / f"corpus-{size}mb.txt", root / f"cache-{size}mb"
         if not corpus.exists():
             write_corpus(corpus, size)
+        if args.cold_fit:
+            fresh = root / f"cold-cache-{size}mb"
+            shutil.rmtree(fresh, ignore_errors=True)
+            cold.append((size, *fit(corpus, fresh, f"cold-{size}")))
+            shutil.rmtree(fresh, ignore_errors=True)
         env["ZOO_CACHE_DIR"] = os.fspath(cache)
         stdout, prep_wall, prep_rss = run_child(
             [sys.executable, "-c", _PREPARE, os.fspath(corpus), args.tokenizer, os.fspath(cache)], env)
         timing = json.loads(stdout.strip().splitlines()[-1])
-        fit = ["fit", "--config", "configs/gpt_clm.yaml", "--config", "configs/debug/smoke.yaml",
-               "--data.init_args.data_files", os.fspath(corpus), "--data.init_args.tokenizer", args.tokenizer,
-               "--data.init_args.vocab_size", "4000", "--data.init_args.cache_dir", os.fspath(cache),
-               "--data.init_args.max_documents", "null", "--data.init_args.max_seq_len", str(args.max_seq_len),
-               "--model.init_args.config.max_seq_len", str(args.max_seq_len),
-               "--trainer.max_steps", str(args.steps), "--trainer.limit_val_batches", "2",
-               "--trainer.default_root_dir", os.fspath(root / "runs"),
-               "--checkpoint.dirpath", os.fspath(root / "runs" / f"ckpt-{size}")]
-        _, fit_wall, fit_rss = run_child([sys.executable, "-m", "zoo.cli", *fit], env)
+        fit_wall, fit_rss = fit(corpus, cache, str(size))
         rows.append((size, timing["tokens"], timing["tokenizer_s"], timing["shards_s"],
                      timing["tokens"] / timing["shards_s"], prep_rss, prep_wall, fit_rss, fit_wall))
     print(f"\ntokenizer: {args.tokenizer}; fit on {args.max_seq_len}-token blocks; peak RSS of fresh processes "
@@ -165,6 +182,11 @@ def main() -> None:
     for size, tokens, tok_s, shard_s, rate, prss, pwall, frss, fwall in rows:
         print(f"| {size} | {tokens:,} | {tok_s:.1f} | {shard_s:.1f} | {rate:,.0f} | {prss:.2f} | {pwall:.0f} "
               f"| {frss:.2f} | {fwall:.0f} |")
+    if cold:
+        print("\n`zoo fit` from an empty cache (tokenizer, shards and the steps in one process)\n")
+        print("| corpus MB | peak RSS GB | wall s |\n|---:|---:|---:|")
+        for size, wall, rss in cold:
+            print(f"| {size} | {rss:.2f} | {wall:.0f} |")
     if args.sampler_blocks:
         sampler_table(args.sampler_blocks, env)
 
