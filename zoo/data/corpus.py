@@ -342,6 +342,12 @@ def load_texts(
 Documents = Callable[[Callable[[str], Any] | None], Iterator[str]]
 
 
+def _text_lines(part: Any) -> Iterator[str]:
+    """The documents of a `datasets` text split: its non-blank rows (a blank line is no document)."""
+    for batch in part.iter(batch_size=1000):
+        yield from (text for text in batch["text"] if text.strip())
+
+
 def _hub_documents(part: Any, column: str, where: str, bad_records: BadRecords, report: Any) -> Iterator[str]:
     """The documents of a `datasets` split, each record's text checked (rows counted from 1)."""
     tally = RecordTally(where, bad_records, "row", source=where)
@@ -450,8 +456,11 @@ def stream_splits(
         names = part.column_names
         if names is not None and column not in names:
             raise ValueError(f"{origin} split {split!r} has no text_field {column!r}; its columns are {names}")
-        out[split] = (lambda report=None, part=part, where=f"{origin} split {split!r}":
-                      _hub_documents(part, column, where, bad_records, report))
+        if dataset_name is None:  # text files: every row is a line of text, nothing to check
+            out[split] = lambda report=None, part=part: _text_lines(part)
+        else:
+            out[split] = (lambda report=None, part=part, where=f"{origin} split {split!r}":
+                          _hub_documents(part, column, where, bad_records, report))
     return out
 
 

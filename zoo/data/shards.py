@@ -26,7 +26,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from zoo.data.tempfiles import remove_stale_temporaries, temporary_path
-from zoo.data.tokenizers import CharTokenizer, Tokenizer
+from zoo.data.tokenizers import CharTokenizer, Tokenizer, cut_at_spaces
 
 #: Part of every shard cache key and of `meta.json`: bump when the layout below changes.
 SHARD_VERSION = 2
@@ -62,13 +62,6 @@ def encode_documents(
     flat = itertools.chain.from_iterable(itertools.chain(row, (eos,) if end else ()) for row, end in zip(
         rows, ends, strict=True))
     return np.fromiter(flat, dtype=dtype, count=total)
-
-
-def _pieces(text: str, size: int) -> Iterator[str]:
-    """`text` cut into pieces of at most `size` characters, before a space where there is one."""
-    from zoo.data.tokenizers import cut_at_spaces
-
-    return cut_at_spaces(text, size) if len(text) > size else iter((text,))
 
 
 def _size(count: float) -> str:
@@ -168,19 +161,19 @@ def write_shards(
     tokens = dict.fromkeys(splits, 0)
     docs = dict.fromkeys(splits, 0)
     handles: dict[str, Any] = {}
-    pending: dict[str, list[tuple[str, bool]]] = {split: [] for split in splits}
+    pending: dict[str, list[str]] = {split: [] for split in splits}
+    ends: dict[str, list[bool]] = {split: [] for split in splits}  # False: a piece the next one continues
     sizes = dict.fromkeys(splits, 0)
 
     def flush(split: str) -> None:
-        texts, ends = zip(*pending[split], strict=True)
-        array = encode_documents(tokenizer, list(texts), dtype, list(ends))
+        array = encode_documents(tokenizer, pending[split], dtype, ends[split])
         with _writing(directory):  # not ndarray.tofile: its OSError on a full disk carries no errno
             handles[split].write(array.data)
         tokens[split] += len(array)
-        docs[split] += sum(ends)
+        docs[split] += sum(ends[split])
         if progress is not None:
             progress(sizes[split])
-        pending[split], sizes[split] = [], 0
+        pending[split], ends[split], sizes[split] = [], [], 0
 
     try:
         with _writing(directory):
@@ -188,12 +181,20 @@ def write_shards(
             tmp.mkdir(parents=True)
             handles.update({split: open(tmp / f"{split}.bin", "wb") for split in splits})  # noqa: SIM115
         for split, text in documents():
-            pieces = list(_pieces(text, ENCODE_CHARS))
-            for i, piece in enumerate(pieces):
-                pending[split].append((piece, i == len(pieces) - 1))
-                sizes[split] += len(piece)
-                if len(pending[split]) >= ENCODE_BATCH or sizes[split] >= ENCODE_CHARS:
+            if len(text) <= ENCODE_CHARS:  # the hot path: one document, whole
+                batch = pending[split]
+                batch.append(text)
+                ends[split].append(True)
+                sizes[split] += len(text)
+                if len(batch) >= ENCODE_BATCH or sizes[split] >= ENCODE_CHARS:
                     flush(split)
+                continue
+            pieces = list(cut_at_spaces(text, ENCODE_CHARS))
+            for i, piece in enumerate(pieces, 1):
+                pending[split].append(piece)
+                ends[split].append(i == len(pieces))
+                sizes[split] += len(piece)
+                flush(split)  # each piece is a batch's worth
         for split in splits:
             if pending[split]:
                 flush(split)
