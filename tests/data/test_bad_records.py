@@ -229,3 +229,12 @@ def test_skipped_records_are_reported_when_max_documents_stops_the_reading_early
     with pytest.warns(UserWarning, match=r"skipped 10 of 50 records of .*train.jsonl: field 'text' not a string"):
         dm.prepare_data()
     assert len(dm.documents("train") + dm.documents("validation")) == 40
+
+
+def test_a_suspended_csv_reader_does_not_swallow_other_warnings(tmp_path: Path) -> None:
+    path = _write(tmp_path / "train.csv", _labelled_rows(), "csv")
+    stream = read_records(os.fspath(path), "csv", {"text": "text", "label": "label"}, bad_records="skip")
+    next(stream)
+    with pytest.warns(UserWarning, match="raised elsewhere while the reader waits"):
+        warnings.warn("raised elsewhere while the reader waits", UserWarning, stacklevel=1)
+    assert len(list(stream)) == 59

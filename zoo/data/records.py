@@ -240,35 +240,41 @@ def _csv_records(
     # Text stays text ("NA", "null" and "007" are words, not missing values or numbers); only an
     # empty cell is missing. Labels are typed by pandas as `datasets` types them (ints stay ints).
     strings = {name: str for name, kind in fields.items() if kind != "label"}
-    rows = 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ParserWarning)
-        try:
-            chunks = pd.read_csv(path, chunksize=_BATCH_ROWS, dtype=strings, keep_default_na=False, na_values=[""],
-                                 on_bad_lines="error" if tally.bad_records == "error" else "warn")
-            for chunk in chunks:
-                for warning in caught:  # rows pandas left out (skip mode): count them, by line
-                    match = re.search(r"line (\d+): expected (\d+) fields, saw (\d+)", str(warning.message))
-                    if match:
-                        line = int(match.group(1))
-                        skipped_lines.add(line)
-                        tally.records += 1
-                        tally.bad(line, ("a row with too many fields", "has too many fields"))
-                caught.clear()
-                names = [name for name in fields if name in chunk.columns]
-                columns = [chunk[name].tolist() for name in names]
-                for offset, values in enumerate(zip(*columns, strict=True)):
-                    tally.records += 1
-                    yield rows + offset, dict(zip(names, values, strict=True))
-                rows += len(chunk)
-        except ParserError as error:
-            match = _CSV_BAD_LINE.search(str(error))
-            if match and match.group(2):
-                raise ValueError(f"data file {path!r} line {match.group(2)}: expected {match.group(1)} fields, saw "
-                                 f"{match.group(3)} (quote fields that hold commas); fix it, or pass "
-                                 f"--data.init_args.bad_records skip to leave such rows out") from None
-            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-            raise ValueError(f"data file {path!r} is not readable CSV ({reason})") from None
+    try:
+        reader = pd.read_csv(path, chunksize=_BATCH_ROWS, dtype=strings, keep_default_na=False, na_values=[""],
+                             on_bad_lines="error" if tally.bad_records == "error" else "warn")
+        rows = 0
+        while True:
+            # Only around pandas' own reading: a generator suspended inside catch_warnings would
+            # swallow every warning raised elsewhere meanwhile.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ParserWarning)
+                chunk = next(reader, None)
+            for warning in caught:  # rows pandas left out (skip mode): count them, by line
+                match = re.search(r"line (\d+): expected \d+ fields, saw \d+", str(warning.message))
+                if match is None:
+                    warnings.warn(warning.message, warning.category, stacklevel=2)
+                    continue
+                line = int(match.group(1))
+                skipped_lines.add(line)
+                tally.records += 1
+                tally.bad(line, ("a row with too many fields", "has too many fields"))
+            if chunk is None:
+                return
+            names = [name for name in fields if name in chunk.columns]
+            columns = [chunk[name].tolist() for name in names]
+            for offset, values in enumerate(zip(*columns, strict=True)):
+                tally.records += 1
+                yield rows + offset, dict(zip(names, values, strict=True))
+            rows += len(chunk)
+    except ParserError as error:
+        match = _CSV_BAD_LINE.search(str(error))
+        if match and match.group(2):
+            raise ValueError(f"data file {path!r} line {match.group(2)}: expected {match.group(1)} fields, saw "
+                             f"{match.group(3)} (quote fields that hold commas); fix it, or pass "
+                             f"--data.init_args.bad_records skip to leave such rows out") from None
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise ValueError(f"data file {path!r} is not readable CSV ({reason})") from None
 
 
 def csv_line_of_row(path: str, row: int, skipped_lines: set[int]) -> int:
