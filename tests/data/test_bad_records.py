@@ -233,8 +233,10 @@ def test_skipped_records_are_reported_when_max_documents_stops_the_reading_early
 
 def test_a_suspended_csv_reader_does_not_swallow_other_warnings(tmp_path: Path) -> None:
     path = _write(tmp_path / "train.csv", _labelled_rows(), "csv")
-    stream = read_records(os.fspath(path), "csv", {"text": "text", "label": "label"}, bad_records="skip")
-    next(stream)
-    with pytest.warns(UserWarning, match="raised elsewhere while the reader waits"):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        stream = read_records(os.fspath(path), "csv", {"text": "text", "label": "label"}, bad_records="skip")
+        next(stream)
         warnings.warn("raised elsewhere while the reader waits", UserWarning, stacklevel=1)
-    assert len(list(stream)) == 59
+        assert len(list(stream)) == 59
+    assert [str(w.message) for w in seen] == ["raised elsewhere while the reader waits"]
