@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from zoo import files
 from zoo.data import TextDataModule, shards
 from zoo.data.datamodule import writable_cache_dir
 from zoo.data.labelled import LabelledTextDataModule
@@ -122,8 +123,9 @@ def test_a_tokenizer_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
             cached_tokenizer_file(["a few distinct characters, but many: " + "".join(map(chr, range(0x4E00, 0x5600)))],
                                   cache, kind="char")
         message = assert_one_line(info.value)
-        assert message.startswith(f"cannot write {cache / 'tokenizers'}") and "No space left on device" in message
-        assert not [path for path in cache.rglob("*.tmp")]
+        assert message.startswith(f"cannot write the tokenizer file {cache / 'tokenizers'}")
+        assert message.endswith("tokenizer.json: no space left on the device")
+        assert not [path for path in cache.rglob(".*tmp*")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,17 +198,16 @@ def test_a_killed_tokenizer_build_leaves_nothing_after_the_next_run(tmp_path: Pa
             assert child.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         directory = next(path for path in (tmp_path / "tokenizers").glob("spm-*") if path.is_dir())
-        # what it would have left, killed in the middle of writing its file
-        (temporary_path(directory / "tokenizer.model").with_name(
-            temporary_path(directory / "tokenizer.model").name.replace(str(os.getpid()), str(child.pid)))
-         ).write_bytes(b"half a model")
+        # what it would have left, killed in the middle of writing its file (zoo.files' atomic write)
+        half = files.temporary_path(directory / "tokenizer.model")
+        half.with_name(half.name.replace(str(os.getpid()), str(child.pid))).write_bytes(b"half a model")
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    assert list(tmp_path.rglob("*.tmp"))
+    assert list(tmp_path.rglob(f".*{files.TEMP_MARK}{child.pid}"))
     path = cached_tokenizer_file(texts, tmp_path, vocab_size=500)
-    assert path.parent == directory
-    assert path.is_file() and not list(tmp_path.rglob("*.tmp"))
+    assert path.parent == directory and not list(tmp_path.rglob(f".*{files.TEMP_MARK}*"))
+    assert path.is_file()
 
 
 # ---------------------------------------------------------------------------------------------
