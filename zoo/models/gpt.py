@@ -85,6 +85,8 @@ class GPT(ZooModel):
         """
         hidden = self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache,
                                     document_ids=document_ids)
+        if self.output_scale != 1.0:  # mup's output multiplier, on the narrower side of the head
+            hidden = hidden * self.output_scale
         return softcap(self.lm_head(hidden), self.config.logit_softcap)
 
     def hidden_states(

@@ -1,0 +1,193 @@
+"""The coordinate check of μP's authors (Yang et al., 2022, "Tensor Programs V", appendix D; the
+``mup`` package's ``get_coord_data``): train the same model at several widths for a few steps and
+record the typical size — the mean |x| over its coordinates — of every layer's output. Under a
+parametrisation whose learning rate transfers these curves are flat in the width, at
+initialisation and after each step; where they grow with the width, a wider model at the same rate
+blows up (under the standard parametrisation: attention and feed-forward outputs, logits).
+
+``coordinate_check(make_task, batches, widths)`` returns a ``CoordinateCheck``: the sizes, and the
+slope of log size against log width per layer and step (0 = flat, 1 = proportional to the width).
+``plot_coordinate_check`` draws it as μP's authors do, one panel per step.
+
+Layers (``layer_modules``): ``embedding`` (token embedding), ``<stack>.<i>.attention``,
+``<stack>.<i>.cross_attention`` and ``<stack>.<i>.ffn`` (each branch's output, before the residual
+sum), and ``logits`` (the output head).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from zoo.blocks.stack import TransformerStack
+from zoo.models.base import ZooModel
+from zoo.tasks.base import IGNORE_INDEX
+
+
+def layer_modules(model: ZooModel) -> dict[str, nn.Module]:
+    """The modules whose outputs a coordinate check records, by layer name (see the module docstring)."""
+    modules: dict[str, nn.Module] = {"embedding": model.embed_tokens}
+    for stack_name in ("encoder", "decoder"):
+        stack = getattr(model, stack_name, None)
+        if not isinstance(stack, TransformerStack):
+            continue
+        for i, layer in enumerate(stack.layers):
+            modules[f"{stack_name}.{i}.attention"] = layer.self_attn
+            if getattr(layer, "cross_attn", None) is not None:
+                modules[f"{stack_name}.{i}.cross_attention"] = layer.cross_attn
+            modules[f"{stack_name}.{i}.ffn"] = layer.ffn
+    modules["logits"] = model.output_head
+    return modules
+
+
+@contextlib.contextmanager
+def record_sizes(model: ZooModel) -> Iterator[dict[str, float]]:
+    """Within this block, each forward of ``model`` writes the mean |output| of every layer of
+    ``layer_modules`` into the yielded dict (the last call of a module counts)."""
+    sizes: dict[str, float] = {}
+    handles = []
+
+    def hook(name: str) -> Callable[..., None]:
+        def record(module: nn.Module, args: Any, output: Tensor) -> None:
+            sizes[name] = output.detach().float().abs().mean().item()
+        return record
+
+    for name, module in layer_modules(model).items():
+        handles.append(module.register_forward_hook(hook(name)))
+    try:
+        yield sizes
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass
+class CoordinateCheck:
+    """Sizes of every layer's output across widths and training steps.
+
+    Attributes:
+        widths: The model widths (embed_dim), ascending.
+        sizes: Layer name -> step (0 = initialisation, k = after k optimizer steps) -> one mean
+            |output| per width.
+        losses: Step -> the training loss per width.
+    """
+
+    widths: list[int]
+    sizes: dict[str, list[list[float]]] = field(default_factory=dict)
+    losses: list[list[float]] = field(default_factory=list)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.sizes)
+
+    @property
+    def num_steps(self) -> int:
+        """Optimizer steps taken (the sizes have one more entry: initialisation)."""
+        return len(self.losses) - 1
+
+    def slope(self, layer: str, step: int) -> float:
+        """Least-squares slope of log(size) against log(width) of ``layer`` at ``step``: 0 when the
+        size does not change with the width, 0.5 for sqrt(width), 1 for proportional."""
+        x = [math.log(w) for w in self.widths]
+        y = [math.log(max(s, 1e-30)) for s in self.sizes[layer][step]]
+        mx, my = sum(x) / len(x), sum(y) / len(y)
+        return sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / sum((a - mx) ** 2 for a in x)
+
+    def slopes(self, step: int) -> dict[str, float]:
+        """Every layer's slope at ``step``."""
+        return {layer: self.slope(layer, step) for layer in self.sizes}
+
+    def steepest(self, steps: Sequence[int] | None = None) -> tuple[float, str, int]:
+        """The largest slope over ``steps`` (default: all) and layers: ``(slope, layer, step)``."""
+        steps = range(self.num_steps + 1) if steps is None else steps
+        return max((self.slope(layer, step), layer, step) for step in steps for layer in self.sizes)
+
+
+def coordinate_check(
+    make_task: Callable[[int], Any],
+    batches: Sequence[Mapping[str, Tensor]],
+    widths: Sequence[int] = (64, 128, 256, 512),
+    *,
+    steps: int = 5,
+    seed: int = 0,
+) -> CoordinateCheck:
+    """Run the coordinate check.
+
+    Args:
+        make_task: ``width -> task``: a zoo ``LanguageModelTask`` (``CausalLM``, ``MaskedLM``,
+            ``Seq2SeqLM``, ...) whose model has ``embed_dim = width``, built fresh; its own optimizer
+            and schedule (``configure_optimizers``) take the steps, so μP's per-group rates are the
+            ones ``zoo fit`` uses. Its schedule must not need a Trainer: ``scheduler="constant"``
+            or a ``max_steps``. Dropout 0 keeps the sizes free of sampling noise.
+        batches: Training batches, as the task's data module makes them; step k reads batch
+            ``k mod len(batches)``, the same at every width.
+        widths: embed_dim values, ascending.
+        steps: Optimizer steps after the measurement at initialisation.
+        seed: Seeds each width's initialisation (``torch.manual_seed``).
+
+    Returns:
+        The sizes measured on each step's batch before its update (step 0: at initialisation).
+    """
+    check = CoordinateCheck(widths=sorted(widths))
+    for width in check.widths:
+        torch.manual_seed(seed)
+        task = make_task(width)
+        task.train()
+        configured = task.configure_optimizers()
+        optimizer = configured["optimizer"]
+        scheduler = configured["lr_scheduler"]["scheduler"]
+        for step in range(steps + 1):
+            batch = batches[step % len(batches)]
+            with record_sizes(task.model) as sizes:
+                logits, labels = task.logits_and_labels(batch)
+            loss = task.loss_fn(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+            for layer, size in sizes.items():
+                check.sizes.setdefault(layer, [[] for _ in range(steps + 1)])[step].append(size)
+            if len(check.losses) <= step:
+                check.losses.append([])
+            check.losses[step].append(loss.item())
+            if step < steps:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+    return check
+
+
+def plot_coordinate_check(check: CoordinateCheck, steps: Sequence[int] | None = None, *, title: str = "",
+                          axes: Sequence[Any] | None = None) -> Any:
+    """One panel per step (default: initialisation and the last step): the mean |output| of every
+    layer against the width, both axes logarithmic — flat lines are what μP promises.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    steps = [0, check.num_steps] if steps is None else list(steps)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 3.6), sharey=True, squeeze=False)
+        axes = axes[0]
+    fig = axes[0].figure
+    colours = plt.get_cmap("viridis")
+    layers = check.layers
+    for ax, step in zip(axes, steps, strict=True):
+        for i, layer in enumerate(layers):
+            colour = colours(i / max(1, len(layers) - 1))
+            ax.plot(check.widths, check.sizes[layer][step], marker="o", color=colour, label=layer,
+                    linestyle="--" if layer in ("embedding", "logits") else "-")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(check.widths, [str(w) for w in check.widths])
+        ax.set_xlabel("width (embed_dim)")
+        ax.set_title(f"{title}{', ' if title else ''}{'initialisation' if step == 0 else f'after step {step}'}")
+    axes[0].set_ylabel("mean |activation|")
+    axes[-1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
