@@ -11,7 +11,9 @@ slope of log size against log width per layer and step (0 = flat, 1 = proportion
 
 Layers (``layer_modules``): ``embedding`` (token embedding), ``<stack>.<i>.attention``,
 ``<stack>.<i>.cross_attention`` and ``<stack>.<i>.ffn`` (each branch's output, before the residual
-sum), and ``logits`` (the output head).
+sum), and ``logits`` (the output head). Each attention adds ``..._logits``: its scaled scores
+q·k·scale (after QK-norm, before rotary positions, biases and masks), which only μP's 1/head_dim
+attention scale keeps flat once training aligns queries with keys.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from zoo.blocks.attention import MultiHeadAttention
 from zoo.blocks.stack import TransformerStack
 from zoo.models.base import ZooModel
 from zoo.tasks.base import IGNORE_INDEX
@@ -58,8 +61,24 @@ def record_sizes(model: ZooModel) -> Iterator[dict[str, float]]:
             sizes[name] = output.detach().float().abs().mean().item()
         return record
 
+    def scores(name: str) -> Callable[..., None]:
+        def record(module: MultiHeadAttention, args: tuple, kwargs: dict, output: Tensor) -> None:
+            with torch.no_grad():
+                x = args[0]
+                context = args[1] if len(args) > 1 else kwargs.get("context")
+                q = module._heads(module.q_proj(x), module.num_heads)  # (b, h, t, d)
+                k = module._heads(module.k_proj(x if context is None else context), module.num_kv_heads)
+                if module.q_norm is not None:
+                    q, k = module.q_norm(q), module.k_norm(k)
+                k = k.repeat_interleave(module.num_heads // module.num_kv_heads, dim=1)  # (b, h, s, d)
+                scale = module.scale if module.scale is not None else module.head_dim**-0.5
+                sizes[f"{name}_logits"] = (q @ k.transpose(-2, -1)).float().abs().mean().item() * scale
+        return record
+
     for name, module in layer_modules(model).items():
         handles.append(module.register_forward_hook(hook(name)))
+        if isinstance(module, MultiHeadAttention):
+            handles.append(module.register_forward_hook(scores(name), with_kwargs=True))
     try:
         yield sizes
     finally:

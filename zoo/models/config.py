@@ -4,7 +4,6 @@ its own file with its namesake's defaults, so every switch works in every family
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -87,11 +86,12 @@ class TransformerConfig:
             matrices (attention and feed-forward projections) start with std / sqrt(m) and train
             with AdamW at lr / m (Muon: lr, its orthogonalised step already has the right size);
             the output logits (LM head, classifier, MoE router) are multiplied by 1 / m;
-            attention scores scale as 1/head_dim (sqrt(base head_dim) / head_dim) instead of
-            1/sqrt(head_dim); width-dependent constants of the recipe (sqrt(embed_dim) embedding
-            scale, T5's embed_dim ** -0.5 output scale and relative-bias init) are taken at
-            base_width. Embeddings, norms and biases keep their initialisation and rate. All
-            multipliers are 1 at embed_dim = base_width, where mup is the standard model.
+            attention scores scale as 1/head_dim: the standard scale at the base head width times
+            base head_dim / head_dim (sqrt(base head_dim) / head_dim by default). Width-dependent
+            constants of the recipe (sqrt(embed_dim) embedding scale, T5's embed_dim ** -0.5
+            output scale and relative-bias init) are taken at base_width. Embeddings, norms and
+            biases keep their initialisation and rate. All multipliers are 1 at embed_dim =
+            base_width, where mup is the standard model (``zoo.models.mup``).
         base_width: The embed_dim at which mup equals the standard parametrisation — the width
             whose learning rate you tuned; needed by mup (ignored by standard). Widths are
             assumed to grow together: num_heads fixed and head_dim = embed_dim // num_heads (or
@@ -292,12 +292,13 @@ class TransformerConfig:
     @property
     def resolved_attention_scale(self) -> float | None:
         """The score scale attention uses: ``attention_scale`` (None = 1/sqrt(head_dim)) under
-        standard; under mup that times sqrt(base_head_dim / head_dim), so scores scale as 1/head_dim
-        and equal the standard ones at base width."""
+        standard. Under mup the standard scale at the base head width, times base_head_dim / head_dim:
+        scores scale as 1/head_dim (sqrt(base_head_dim) / head_dim by default; T5's constant 1.0
+        becomes base_head_dim / head_dim), equal to the standard ones at base width."""
         if not self.is_mup:
             return self.attention_scale
-        standard = self.attention_scale if self.attention_scale is not None else self.resolved_head_dim**-0.5
-        return standard * math.sqrt(self.base_head_dim / self.resolved_head_dim)
+        base = self.attention_scale if self.attention_scale is not None else self.base_head_dim**-0.5
+        return base * self.base_head_dim / self.resolved_head_dim
 
     def check_sequence_length(self, length: int, what: str = "sequence length") -> None:
         """Refuse ``length`` positions when they overrun a learned position table (other schemes
