@@ -11,11 +11,11 @@ import matplotlib
 import pytest
 import torch
 
-from zoo.analysis.coordinates import coordinate_check, layer_modules, plot_coordinate_check
+from zoo.analysis.coordinates import family_coordinate_check, layer_modules, main, plot_coordinate_check
 from zoo.analysis.transfer import final_val_loss, train_at_width, widen
 from zoo.data import TextDataModule
-from zoo.models import BertConfig, GPTConfig, T5Config
-from zoo.tasks import CausalLM, MaskedLM, Seq2SeqLM
+from zoo.models import GPTConfig, T5Config
+from zoo.tasks import CausalLM
 
 matplotlib.use("Agg")
 
@@ -23,16 +23,10 @@ WIDTHS = (64, 128, 256, 512)
 BASE = 64
 LR = 1e-2  # AdamW, constant: large enough that the standard parametrisation's growth shows in 5 steps
 # log(mean |activation|) against log(width): μP's layers may not grow faster than width ** FLAT (measured
-# at most 0.22 over these families, 0 in theory); the standard parametrisation's grow at least as
+# at most 0.26 over these families, 0 in theory); the standard parametrisation's grow at least as
 # width ** GROWS somewhere (measured >= 1.8: width ** 1 and more after the steps).
 FLAT, GROWS = 0.35, 0.7
-FAMILIES = {  # name -> (objective, task, config class, preset fields)
-    "bert": ("mlm", MaskedLM, BertConfig, {}),
-    "gpt": ("clm", CausalLM, GPTConfig, {}),
-    "llama": ("clm", CausalLM, GPTConfig, dict(norm="rmsnorm", activation="swiglu", position="rotary", bias=False,
-                                                tie_embeddings=False, num_kv_heads=2)),
-    "t5": ("span", Seq2SeqLM, T5Config, {}),
-}
+FAMILIES = ["bert", "gpt", "llama", "t5"]
 
 
 @pytest.fixture(autouse=True)
@@ -43,39 +37,18 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def batches():
-    """Three training batches of the built-in corpus per objective (char tokenizer, 32 tokens)."""
-    out = {}
-    for objective in ("mlm", "clm", "span"):
-        data = TextDataModule(objective=objective, tokenizer="char", max_seq_len=32, batch_size=4,
-                              max_documents=200, seed=0)
-        data.prepare_data()
-        data.setup("fit")
-        loader = iter(data.train_dataloader())
-        out[objective] = (data.vocab_size, [next(loader) for _ in range(3)])
-    return out
+def check(family: str, parametrization: str, optimizer: str = "adamw", widths=WIDTHS, steps: int = 5):
+    """Three batches of the built-in corpus, the family's own objective, 2 layers of 4 heads."""
+    return family_coordinate_check(family, parametrization, widths, base_width=BASE, optimizer=optimizer, lr=LR,
+                                   steps=steps)
 
 
-def check(family: str, batches, parametrization: str, optimizer: str = "adamw", widths=WIDTHS, steps: int = 5):
-    objective, task_class, config_class, preset = FAMILIES[family]
-    vocab_size, data = batches[objective]
-
-    def make_task(width: int):
-        config = config_class(vocab_size=vocab_size, max_seq_len=32, embed_dim=width, num_layers=2, num_heads=4,
-                              dropout=0.0, parametrization=parametrization,
-                              base_width=BASE if parametrization == "mup" else None, **preset)
-        return task_class(config, lr=LR, warmup_steps=0, scheduler="constant", optimizer=optimizer)
-
-    return coordinate_check(make_task, data, widths, steps=steps)
-
-
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_mup_keeps_every_layer_flat_and_standard_does_not(family, batches):
-    mup = check(family, batches, "mup")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_mup_keeps_every_layer_flat_and_standard_does_not(family):
+    mup = check(family, "mup")
     steepest, layer, step = mup.steepest()
     assert steepest < FLAT, f"μP: {layer} grows as width^{steepest:.2f} at step {step}"
-    standard = check(family, batches, "standard")
+    standard = check(family, "standard")
     steepest, layer, step = standard.steepest(range(1, 6))  # T5's fan-in initialisation starts flat
     assert steepest > GROWS, f"standard: the steepest layer, {layer}, grows only as width^{steepest:.2f}"
     assert all(math.isfinite(v) for v in mup.losses[-1])
@@ -84,14 +57,14 @@ def test_mup_keeps_every_layer_flat_and_standard_does_not(family, batches):
     assert len(mup.layers) == 2 + num_branches and mup.num_steps == 5
 
 
-def test_muon_under_mup_keeps_every_layer_flat(batches):
-    mup = check("gpt", batches, "mup", optimizer="muon", widths=(64, 128, 256), steps=3)
+def test_muon_under_mup_keeps_every_layer_flat():
+    mup = check("gpt", "mup", optimizer="muon", widths=(64, 128, 256), steps=3)
     steepest, layer, step = mup.steepest()
     assert steepest < FLAT, f"μP with Muon: {layer} grows as width^{steepest:.2f} at step {step}"
 
 
-def test_plot_draws_one_panel_per_step_and_a_line_per_layer(batches):
-    result = check("gpt", batches, "mup", widths=(64, 128), steps=1)
+def test_plot_draws_one_panel_per_step_and_a_line_per_layer():
+    result = check("gpt", "mup", widths=(64, 128), steps=1)
     figure = plot_coordinate_check(result, title="gpt, μP")
     assert len(figure.axes) == 2
     assert [len(ax.lines) for ax in figure.axes] == [len(result.layers)] * 2
@@ -119,3 +92,10 @@ def test_one_sweep_point_trains_and_a_diverging_one_says_so():
     assert history.final_val_loss < math.log(data.vocab_size)  # it learned something
     assert final_val_loss(CausalLM, config, data, width=32, lr=1e6, steps=6, gradient_clip_val=None,
                           val_batches=1) == math.inf
+
+
+def test_command_prints_each_family_and_saves_its_plot(tmp_path, capsys):
+    assert main(["--family", "gpt", "--widths", "32,64", "--steps", "1", "--plot", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines[1:]] == [["gpt", "standard"], ["gpt", "mup"]]
+    assert (tmp_path / "gpt.png").stat().st_size > 10_000

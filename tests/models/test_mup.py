@@ -89,7 +89,9 @@ def test_multipliers():
     fixed = GPTConfig(**TINY, embed_dim=128, head_dim=16, parametrization="mup", base_width=32)
     assert fixed.resolved_attention_scale == pytest.approx(16**-0.5)  # heads of fixed width keep their scale
     t5 = T5Config(**TINY, embed_dim=128, parametrization="mup", base_width=32)
-    assert t5.resolved_attention_scale == pytest.approx(math.sqrt(8 / 32))  # T5's 1.0, times the same factor
+    assert t5.resolved_attention_scale == pytest.approx(8 / 32)  # T5's constant 1.0 at base width, times 8/32
+    gemma = GPTConfig(**TINY, embed_dim=128, attention_scale=0.125, parametrization="mup", base_width=32)
+    assert gemma.resolved_attention_scale == pytest.approx(0.125 * 8 / 32)
     assert t5.output_scale == pytest.approx(32**-0.5 / 4)  # its tied-head scale taken at base width
     sinusoidal = GPTConfig(**TINY, embed_dim=128, position="sinusoidal", parametrization="mup", base_width=32)
     assert sinusoidal.embed_scale == pytest.approx(32**0.5)

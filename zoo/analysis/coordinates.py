@@ -19,9 +19,11 @@ attention scale keeps flat once training aligns queries with keys.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -210,3 +212,121 @@ def plot_coordinate_check(check: CoordinateCheck, steps: Sequence[int] | None = 
     axes[-1].legend(fontsize="x-small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig
+
+
+#: The pretraining objective of each family shape: what the coordinate check trains on.
+OBJECTIVES = {"encoder": "mlm", "decoder": "clm", "encoder-decoder": "span"}
+
+
+@functools.lru_cache(maxsize=8)
+def training_batches(objective: str, count: int = 3, *, seq_len: int = 32, batch_size: int = 4,
+                     seed: int = 0) -> tuple[int, tuple[dict[str, Tensor], ...]]:
+    """The vocabulary size and the first ``count`` training batches of the built-in corpus for
+    ``objective`` (``mlm``, ``clm``, ``span``), character tokenizer (cached per process)."""
+    from zoo.data import TextDataModule
+
+    data = TextDataModule(objective=objective, tokenizer="char", max_seq_len=seq_len, batch_size=batch_size,
+                          max_documents=200, seed=seed)
+    data.prepare_data()
+    data.setup("fit")
+    loader = iter(data.train_dataloader())
+    return data.vocab_size, tuple(next(loader) for _ in range(count))
+
+
+def family_coordinate_check(
+    family: str,
+    parametrization: str,
+    widths: Sequence[int] = (64, 128, 256, 512),
+    *,
+    base_width: int | None = None,
+    optimizer: str = "adamw",
+    lr: float = 1e-2,
+    muon_lr: float | None = None,
+    steps: int = 5,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    seq_len: int = 32,
+    batch_size: int = 4,
+    seed: int = 0,
+    **config_fields: Any,
+) -> CoordinateCheck:
+    """``coordinate_check`` of a registry family (``bert``, ``gpt``, ``llama``, ``t5``) pretrained on
+    the built-in corpus with its own objective at a constant rate, no dropout.
+
+    Args:
+        family: A ``zoo.models.registry`` family name (presets included).
+        parametrization: ``standard`` or ``mup``.
+        widths: embed_dim values.
+        base_width: μP's base width; default the first width.
+        optimizer: ``adamw`` or ``muon``.
+        lr: The task's ``lr`` (AdamW's), constant from the first step.
+        muon_lr: Muon's rate (default Muon's own).
+        steps: Optimizer steps after initialisation.
+        num_layers: Layers per stack.
+        num_heads: Attention heads (fixed: head_dim grows with the width).
+        seq_len: Tokens per sequence.
+        batch_size: Sequences per batch.
+        seed: Initialisation and data seed.
+        **config_fields: Further config fields (e.g. ``num_experts=2``).
+    """
+    from zoo.models.registry import get_family
+
+    spec = get_family(family)
+    vocab_size, batches = training_batches(OBJECTIVES[spec.shape], seq_len=seq_len, batch_size=batch_size,
+                                           seed=seed)
+    mup = {"parametrization": "mup", "base_width": base_width or min(widths)} if parametrization == "mup" else {}
+    muon = {"lr": muon_lr} if muon_lr is not None else None
+
+    def make_task(width: int) -> Any:
+        config = spec.make_config(vocab_size=vocab_size, max_seq_len=seq_len, embed_dim=width, num_layers=num_layers,
+                                  num_heads=num_heads, dropout=0.0, **{**config_fields, **mup})
+        return spec.task_class(config, lr=lr, warmup_steps=0, scheduler="constant", optimizer=optimizer, muon=muon)
+
+    return coordinate_check(make_task, batches, widths, steps=steps, seed=seed)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m zoo.analysis.coordinates``: the coordinate check of each family under both
+    parametrisations; prints the steepest slope of each and saves the plots."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m zoo.analysis.coordinates", description=main.__doc__)
+    parser.add_argument("--family", nargs="+", default=["bert", "gpt", "llama", "t5"])
+    parser.add_argument("--widths", default="64,128,256,512", help="comma-separated embed_dim values")
+    parser.add_argument("--base-width", type=int, default=None, help="μP's base width (default: the first width)")
+    parser.add_argument("--optimizer", default="adamw", choices=["adamw", "muon"])
+    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--num-layers", type=int, default=2)
+    parser.add_argument("--plot", default=None, help="directory for <family>.png (both parametrisations)")
+    args = parser.parse_args(argv)
+    widths = [int(w) for w in args.widths.split(",")]
+    print(f"steepest slope of log mean|activation| vs log width over steps 0..{args.steps} "
+          f"(widths {widths}, {args.optimizer} lr {args.lr:g}); 0 = flat")
+    for family in args.family:
+        checks = {}
+        for parametrization in ("standard", "mup"):
+            check = family_coordinate_check(family, parametrization, widths, base_width=args.base_width,
+                                            optimizer=args.optimizer, lr=args.lr, steps=args.steps,
+                                            num_layers=args.num_layers)
+            slope, layer, step = check.steepest()
+            print(f"{family:6} {parametrization:9} {slope:+.2f}  ({layer}, step {step})")
+            checks[parametrization] = check
+        if args.plot:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            steps = [0, args.steps]
+            fig, axes = plt.subplots(2, len(steps), figsize=(4.2 * len(steps) + 2.5, 7), sharey=True, squeeze=False)
+            for row, (parametrization, check) in zip(axes, checks.items(), strict=True):
+                plot_coordinate_check(check, steps, title=f"{family} {parametrization}", axes=row)
+            Path(args.plot).mkdir(parents=True, exist_ok=True)
+            fig.savefig(Path(args.plot) / f"{family}.png", dpi=110)
+            plt.close(fig)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
