@@ -203,3 +203,32 @@ def test_muon_under_an_adapter_is_refused_in_one_line():
     with pytest.raises(ValueError, match="no matrix weights left to train") as error:
         task.configure_optimizers()
     assert "\n" not in str(error.value)
+
+
+def test_muon_under_bf16_mixed_clips_the_gradient_norm():
+    """Lightning's bf16-mixed plugin clips for Muon as for any optimizer: a clip of 1e-3 changes the
+    steps (and the weights stay finite); the gradient norm the optimizer sees is the clipped one."""
+    from zoo.analysis.training import train as fit
+    from zoo.data import TextDataModule
+
+    data = TextDataModule(objective="clm", tokenizer="char", max_seq_len=16, batch_size=4, max_documents=40)
+    data.prepare_data()
+    seen = []
+
+    class Task(CausalLM):
+        def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            seen.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+
+    def run(clip):
+        torch.manual_seed(0)
+        task = Task(GPTConfig(**{**COMMON, "vocab_size": data.vocab_size}), optimizer="muon", warmup_steps=0, lr=1e-2)
+        fit(task, data, max_steps=3, val_batches=1, precision="bf16-mixed", gradient_clip_val=clip)
+        return task
+
+    clipped = run(1e-3)
+    assert len(seen) == 3 and all(norm == pytest.approx(1e-3, rel=1e-3) for norm in seen)
+    free = run(None)
+    assert all(torch.isfinite(p).all() for p in clipped.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(clipped.parameters(), free.parameters(), strict=True))
