@@ -9,8 +9,8 @@ on CUDA ``torch.cuda.max_memory_allocated``), the gradient + AdamW state the tra
 the median training step time, and validation accuracy and macro-F1 after the last step.
 
     zoo fit --config configs/bert_mlm.yaml                          # pretrain first (a few minutes)
-    python benchmarks/finetune.py --pretrained runs/bert_mlm/checkpoints/last.ckpt
-    python benchmarks/finetune.py --family gpt --pretrained runs/gpt_clm/checkpoints/last.ckpt --steps 200
+    python benchmarks/finetune.py --pretrained runs/bert_mlm
+    python benchmarks/finetune.py --family gpt --pretrained runs/gpt_clm --steps 200
 
 Without ``--pretrained`` the body is random (the costs are the same; LoRA's accuracy is not).
 """

@@ -18,11 +18,13 @@ Never lose a run — who does what:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -30,12 +32,14 @@ from typing import Any, TextIO
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, Callback, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from zoo.data.objectives import mix_seeds
+from zoo.files import atomic_save, temporary_path
 
 
 class NonFiniteLossError(ValueError):
@@ -44,6 +48,27 @@ class NonFiniteLossError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO`` whose saves cannot destroy a checkpoint: each is written to a
+    temporary file in the checkpoint's own directory, fsync'ed and renamed over the target
+    (``zoo.files``). Lightning's own save moves a file from ``$TMPDIR``, which across filesystems (tmpfs
+    ``/tmp``, checkpoints on a data disk or NFS) is a copy into the target opened with truncation: a
+    kill mid-copy left ``last.ckpt`` empty. A save that fails (disk full, quota, read-only) leaves the
+    previous file and nothing half-written, and raises a ``FileWriteError`` naming the path and why.
+    Remote URLs (``s3://`` ...) go through Lightning's path unchanged. The CLI gives it to every Trainer."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_save(path, lambda handle: torch.save(checkpoint, handle), what="checkpoint")
+
+
+def use_atomic_checkpoints(trainer: L.Trainer) -> None:
+    """Give ``trainer`` the ``AtomicCheckpointIO`` unless a plugin chose another ``CheckpointIO``."""
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
 
 class BestCheckpoint(ModelCheckpoint):
@@ -75,7 +100,9 @@ class LastCheckpoint(ModelCheckpoint):
     def __init__(self, dirpath: str | None = None, every_n_train_steps: int = 100) -> None:
         if every_n_train_steps < 0:
             raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
-        super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps)
+        # No version counter: a run directory holds one run, so last.ckpt is always this run's newest state.
+        super().__init__(dirpath=dirpath, save_last=True, save_top_k=0, every_n_train_steps=every_n_train_steps,
+                         enable_version_counter=False)
         self.saved: tuple[str, int] | None = None  # (path, global step) of the newest checkpoint written
 
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
@@ -91,8 +118,16 @@ class LastCheckpoint(ModelCheckpoint):
         if self.saved is None and trainer.ckpt_path:  # until this run saves, the good one is where it resumed
             self.saved = (str(trainer.ckpt_path), trainer.global_step)
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        use_atomic_checkpoints(trainer)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.saved is not None and self.saved[1] == trainer.global_step:  # saved before this validation
+        # Saved before this validation (it holds what validation decided now), or another checkpoint
+        # (the best) was just written: last.ckpt is never older than any checkpoint beside it.
+        others = [c for c in trainer.checkpoint_callbacks if c is not self]
+        if (self.saved is not None and self.saved[1] == trainer.global_step) or any(
+                getattr(c, "_last_global_step_saved", -1) == trainer.global_step for c in others):
             self._save_last_now(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -130,52 +165,67 @@ class StepSeeds(Callback):
 
 
 class GracefulStop(Callback):
-    """SIGINT (Ctrl+C) stops training the way SIGTERM does in Lightning: the current step finishes,
-    ``LastCheckpoint`` saves it, and the process exits with 128 + the signal (130 for SIGINT, 143 for
-    SIGTERM) instead of 0. A second Ctrl+C interrupts at once, as usual.
+    """SIGTERM or SIGINT (Ctrl+C) stop training after the current step, with ``last.ckpt`` saved at that
+    step (``LastCheckpoint``), and the process exits with 128 + the signal (143 / 130) instead of 0 —
+    on one process or under DDP, whichever ranks get the signal, however many times.
 
-    Lightning's own SIGTERM handler (installed for ``fit``, and forwarding the signal to DDP
-    workers) marks the trainer; its loop then raises ``SIGTERMException`` between steps.
+    The handler only notes the signal. At the end of every training step all ranks agree whether any
+    of them got one (one scalar all-reduce; nothing under a single process), and if so every rank
+    stops at that same step through Lightning's ``SIGTERMException``, so the checkpoint's collective
+    save finds every rank there. Lightning's own SIGTERM handler is replaced: it broadcasts from inside
+    the handler, which deadlocks when a signal reaches every rank at once (SLURM's ``scancel``,
+    ``docker stop``, Kubernetes, ``timeout``, Ctrl+C in a terminal): a rank re-enters the broadcast
+    while another waits in a barrier. Its SLURM auto-requeue handler (SIGUSR1) is kept.
+
+    A second Ctrl+C more than a second after the first interrupts at once, without saving (a second
+    SIGTERM changes nothing): signals forwarded to a process group often arrive twice.
     """
+
+    #: Seconds after a first SIGINT during which another one is the same interrupt, not a second.
+    REPEAT_WINDOW = 1.0
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self._previous: dict[int, Any] = {}
+        self._first_at = 0.0
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.received = None
-        try:
-            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        except ValueError:  # not the main thread: signals are not ours to take
-            self._previous = {}
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        connector = trainer._signal_connector  # Lightning registers its handlers after setup, in _run
+        lightning_register = connector.register_signal_handlers
+
+        def register() -> None:
+            lightning_register()
+            self.received = None
+            try:
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    connector._original_handlers.setdefault(signum, signal.getsignal(signum))
+                    signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: signals are not ours to take
+                pass
+
+        connector.register_signal_handlers = register
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = self.received or signum
+        now = time.monotonic()
+        if self.received is not None:
+            if signum == signal.SIGINT and now - self._first_at > self.REPEAT_WINDOW:
+                raise KeyboardInterrupt
+            return
+        self.received, self._first_at = signum, now
         if signum == signal.SIGINT:
             rank_zero_info("Interrupted: stopping after the current step, with a checkpoint (Ctrl+C again: at once)")
-        lightning_handler = self._previous.get(signal.SIGTERM)
-        if callable(lightning_handler):
-            lightning_handler(signal.SIGTERM, frame)
-        elif signum == signal.SIGINT:
-            raise KeyboardInterrupt
 
-    def _restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore()
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            # Every rank sets Lightning's flag at the same step; its loop raises SIGTERMException at the end
+            # of this step, and LastCheckpoint saves it.
+            trainer._signal_connector.received_sigterm = True
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._restore()
         if isinstance(exception, SIGTERMException):  # a SystemExit: its code is the exit status
             exception.code = 128 + (self.received or signal.SIGTERM)
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._restore()
 
 
 class FiniteLossGuard(Callback):
@@ -219,35 +269,54 @@ class FiniteLossGuard(Callback):
 
 class PredictionWriter(BasePredictionWriter):
     """Write what ``zoo predict`` scores as JSON lines, one per sequence: ``index`` (its position in
-    the predict split), ``loss`` (mean cross-entropy over its scored tokens, nats), ``perplexity``,
-    ``num_tokens`` and ``accuracy`` — or, for a task with ``prediction_records`` (the classifiers),
-    the records it returns (predicted label and every label's probability). With several processes
-    each writes ``<stem>.rank<N>.jsonl``.
+    the predict split), ``text`` (the sequence, decoded; a masked LM's with its masked tokens restored;
+    a seq2seq one's ``target`` too), ``loss`` (mean cross-entropy over its scored tokens, nats),
+    ``perplexity``, ``num_tokens`` and ``accuracy`` — or, for a task with ``prediction_records`` (the
+    classifiers), the records it returns (predicted label name and every label's probability) with the
+    ``text``. The file appears complete or not at all (written beside itself, then renamed). With
+    several processes each writes ``<stem>.rank<N>.jsonl``.
 
     Args:
-        output_path: The JSON Lines file; replaced by each ``predict`` run, untouched by the others.
+        output_path: The JSON Lines file; the CLI puts it in the run directory
+            (``predict/<checkpoint>.jsonl``).
     """
 
-    def __init__(self, output_path: str = "runs/predictions.jsonl") -> None:
+    def __init__(self, output_path: str | None = None) -> None:
         super().__init__(write_interval="batch")
         self.output_path = output_path
         self._file: TextIO | None = None
         self._next_index = 0
 
     def _path(self, trainer: L.Trainer) -> Path:
-        path = Path(self.output_path)
+        path = Path(self.output_path or "predictions.jsonl")
         return path if trainer.world_size == 1 else path.with_name(f"{path.stem}.rank{trainer.global_rank}.jsonl")
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         path = self._path(trainer)
+        if path.is_dir():
+            raise ValueError(f"--prediction_writer.output_path {path} is a directory; give a file path (.jsonl)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file, self._next_index = open(path, "w", encoding="utf-8"), 0
+        self._file, self._next_index = open(temporary_path(path), "w", encoding="utf-8"), 0  # noqa: SIM115
+
+    def _texts(self, trainer: L.Trainer, batch: Any) -> tuple[list[str | None], list[str | None]]:
+        """Each sequence's text (and target, for seq2seq) decoded with the data's tokenizer."""
+        tokenizer = getattr(trainer.datamodule, "tokenizer", None)
+        ids = batch.get("input_ids") if isinstance(batch, dict) else None
+        if tokenizer is None or ids is None:
+            return [], []
+        labels = batch.get("labels")
+        if labels is not None and labels.shape == ids.shape and "decoder_input_ids" not in batch:
+            ids = torch.where(labels >= 0, labels, ids)  # a masked LM's masked tokens, restored
+        texts = [tokenizer.decode(row) for row in ids]
+        targets = [tokenizer.decode(row[row >= 0]) for row in labels] if "decoder_input_ids" in batch else []
+        return texts, targets
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any,
                            batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int) -> None:
+        texts, targets = self._texts(trainer, batch)
         if hasattr(pl_module, "prediction_records"):  # a task that says what a line holds (classifiers)
-            for record in pl_module.prediction_records(prediction):
-                self._file.write(json.dumps(record) + "\n")
+            for i, record in enumerate(pl_module.prediction_records(prediction)):
+                self._file.write(json.dumps({**record, **({"text": texts[i]} if i < len(texts) else {})}) + "\n")
             return
         n = len(prediction["loss"])
         indices = list(batch_indices) if batch_indices is not None else range(self._next_index, self._next_index + n)
@@ -255,15 +324,29 @@ class PredictionWriter(BasePredictionWriter):
         columns = {k: v.tolist() for k, v in prediction.items()}
         for i, index in enumerate(indices):
             loss, tokens = columns["loss"][i], columns["num_tokens"][i]
-            record = {"index": int(index), "loss": loss, "perplexity": math.exp(loss) if tokens else None,
-                      "num_tokens": tokens, "accuracy": columns["num_correct"][i] / tokens if tokens else None}
+            record = {"index": int(index), "text": texts[i] if i < len(texts) else None}
+            if targets:
+                record["target"] = targets[i]
+            record |= {"loss": loss, "perplexity": math.exp(loss) if tokens else None,
+                       "num_tokens": tokens, "accuracy": columns["num_correct"][i] / tokens if tokens else None}
             self._file.write(json.dumps(record) + "\n")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
-            rank_zero_info(f"Predictions written to {self._path(trainer)}")
+            path = self._path(trainer)
+            os.replace(temporary_path(path), path)
+            rank_zero_info(f"Predictions written to {path}")
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self._file is not None:  # nothing half-written stays behind
+            self._file.close()
+            self._file = None
+            with contextlib.suppress(OSError):
+                temporary_path(self._path(trainer)).unlink()
 
 
 # ---------------------------------------------------------------------------------------------

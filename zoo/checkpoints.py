@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ from zoo.models.registry import FAMILIES, Family, family_of
 TASK_KEY = "zoo_task"  # checkpoint entry naming the task class (re-exported by zoo.tasks.base)
 ZIP_MAGIC = b"PK\x03\x04"  # torch.save has written zip archives since torch 1.6
 PICKLE_MAGIC = b"\x80"  # the opcode every pickle of protocol >= 2 starts with
+
+
+RUN_FILE = "run.json"  # marks a run directory (zoo.runs)
+VERSION = re.compile(r"^version_(\d+)$")
 
 
 class CheckpointError(ValueError):
@@ -73,7 +78,7 @@ def load_checkpoint(
         CheckpointError: One line naming the file and the fault (``CheckpointNotFoundError``, a
             ``FileNotFoundError`` too, when it does not exist).
     """
-    checkpoint = _read(Path(path), what, map_location)
+    checkpoint = _read(run_checkpoint(path, what), what, map_location)
     task_cls = _check_zoo(checkpoint, path, what)
     got = family_of(task_cls.config_class)
     if task is not None:
@@ -97,7 +102,7 @@ def check_tokenizer(
     fix: str,
 ) -> None:
     """Refuse a tokenizer other than the one the checkpoint was trained with: its data's record
-    (``TextDataModule.state_dict``: ``tokenizer_fingerprint``, ``vocab_size``, ``tokenizer_file``)
+    (``zoo.data.tokenizers.tokenizer_state``: ``tokenizer_fingerprint``, ``vocab_size``, ...)
     and its model's ``vocab_size``.
 
     Raises:
@@ -109,10 +114,34 @@ def check_tokenizer(
     saved_vocab = recorded.get("vocab_size", model_vocab)
     if saved_fingerprint in (None, fingerprint) and {saved_vocab, model_vocab} <= {None, vocab_size}:
         return
-    where = f", saved at {recorded['tokenizer_file']}" if recorded.get("tokenizer_file") else ""
+    where = ", saved inside it" if recorded.get("tokenizer_bytes") else \
+        f", recorded at {recorded['tokenizer_file']}" if recorded.get("tokenizer_file") else ""
     raise CheckpointError(
         f"trained with another tokenizer (fingerprint {saved_fingerprint}, vocab_size {saved_vocab}{where}) than "
         f"this one (fingerprint {fingerprint}, vocab_size {vocab_size}); {fix}", path, what)
+
+
+def checkpoint_tokenizer(checkpoint: Mapping[str, Any], path: str | Path | None = None, what: str = "checkpoint"):
+    """The tokenizer a checkpoint was trained with: the bytes its data module saved in it (or, for a
+    checkpoint written before they were, the file it recorded, if that still exists); None when it
+    holds neither (``zoo convert``'s checkpoints of Hugging Face weights).
+
+    Raises:
+        CheckpointError: The saved bytes are not a tokenizer (a damaged file).
+    """
+    from zoo.data.tokenizers import load_tokenizer, tokenizer_from_bytes
+
+    recorded = data_record(checkpoint)
+    data = recorded.get("tokenizer_bytes")
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            return tokenizer_from_bytes(bytes(data), "its saved tokenizer")
+        except ValueError as error:
+            raise CheckpointError(str(error), path, what) from None
+    file = recorded.get("tokenizer_file")
+    if isinstance(file, str) and Path(file).is_file():
+        return load_tokenizer(file)
+    return None
 
 
 def data_record(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -122,6 +151,65 @@ def data_record(checkpoint: Mapping[str, Any]) -> Mapping[str, Any]:
         if isinstance(value, Mapping) and "tokenizer_fingerprint" in value:
             return value
     return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs: a directory may stand for its newest checkpoint
+
+
+def versions(base: Path) -> list[int]:
+    """The version numbers under ``base`` (``version_<N>`` directories), sorted."""
+    if not base.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in base.iterdir() if p.is_dir() and (m := VERSION.match(p.name)))
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The ``global_step`` a checkpoint file holds; None when it cannot be read (damaged, half-written)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - any unreadable file is simply not a candidate
+        return None
+    step = checkpoint.get("global_step") if isinstance(checkpoint, Mapping) else None
+    return int(step) if isinstance(step, int) else None
+
+
+def newest_checkpoint(directory: Path) -> tuple[Path, int] | None:
+    """The checkpoint in ``directory`` with the highest step — ``last.ckpt``, a ``best-*`` file or any
+    other, whichever holds the newest state — preferring ``last*`` and then the newer file on a tie.
+    Files that cannot be read are skipped with a warning naming them."""
+    if not directory.is_dir():
+        return None
+    found = []
+    for path in directory.glob("*.ckpt"):
+        step = checkpoint_step(path)
+        if step is None:
+            warnings.warn(f"skipping {path}: not a readable checkpoint", stacklevel=2)
+            continue
+        found.append((step, path.name.startswith("last"), path.stat().st_mtime_ns, path))
+    if not found:
+        return None
+    step, _, _, path = max(found)
+    return path, step
+
+
+def run_checkpoint(path: str | Path, what: str = "checkpoint") -> Path:
+    """``path`` itself, or — for a run directory (``runs/gpt_clm/version_3``, holding ``run.json``) or a
+    run name's directory (``runs/gpt_clm``: its newest version) — the newest checkpoint in it, so every
+    argument that takes a checkpoint takes a run too. A directory that is neither is returned as it is
+    (a Hugging Face model directory, or an error for the caller to report)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if not (path / RUN_FILE).is_file() and versions(path):
+        path = path / f"version_{versions(path)[-1]}"
+    if (path / RUN_FILE).is_file():
+        newest = newest_checkpoint(path / "checkpoints")
+        if newest is None:
+            raise CheckpointNotFoundError("a run directory without checkpoints (stopped before its first save)",
+                                          path, what)
+        return newest[0]
+    return path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule
@@ -35,8 +36,21 @@ from zoo.callbacks import (
     PredictionWriter,
     StepSeeds,
     check_writable,
+    use_atomic_checkpoints,
 )
-from zoo.checkpoints import load_checkpoint, task_class
+from zoo.checkpoints import load_checkpoint, run_checkpoint, task_class
+from zoo.runs import (
+    RESUME_KEYWORDS,
+    RUN_DIR_ENV,
+    RUN_FILE,
+    RUNS_ROOT,
+    RunDirectory,
+    discard_unused_runs,
+    lock_run,
+    plan_run,
+    release_runs,
+    resume_changes,
+)
 from zoo.speed import reuse_freed_memory
 from zoo.tasks import LanguageModelTask
 
@@ -50,16 +64,13 @@ DATA_TO_MODEL_LINKS = (
 _LINKED_FIELDS = {field for _, field in DATA_TO_MODEL_LINKS}
 
 
-def default_loggers(save_dir: str = "runs") -> list[dict]:
-    """CSV always (readable anywhere); TensorBoard too when it is installed."""
-    csv = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": save_dir, "name": "csv"}}
-    loggers = [csv]
+def default_loggers() -> list[dict]:
+    """CSV always (``metrics.csv`` in the run directory, readable anywhere); TensorBoard too when it is
+    installed (``tensorboard/`` in the run directory). The CLI points both at the run directory."""
+    loggers = [{"class_path": "zoo.runs.RunCSVLogger", "init_args": {"save_dir": RUNS_ROOT}}]
     if importlib.util.find_spec("tensorboard") is not None:
-        loggers.insert(
-            0,
-            {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-             "init_args": {"save_dir": save_dir, "name": "tensorboard"}},
-        )
+        loggers.append({"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                        "init_args": {"save_dir": RUNS_ROOT, "name": "", "version": "tensorboard"}})
     return loggers
 
 
@@ -91,12 +102,14 @@ class ZooCLI(LightningCLI):
             "checkpoint.save_top_k": 1,
             "checkpoint.filename": "best-{step}-{val_loss:.3f}",
             "checkpoint.auto_insert_metric_name": False,
+            "checkpoint.enable_version_counter": False,  # one run per directory: no best-...-v1 files
         })
         parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
         parser.link_arguments("checkpoint.dirpath", "last_checkpoint.dirpath")  # last.ckpt beside the best
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")  # acts in `zoo predict` only
+        parser.add_lightning_class_args(RunDirectory, "run")
         from zoo.speed import CompileModel, SpeedMonitor  # --compile.enabled true; tokens/s, MFU, data wait
 
         parser.add_lightning_class_args(CompileModel, "compile")
@@ -125,6 +138,38 @@ class ZooCLI(LightningCLI):
 
         subcommand = self.config.get("subcommand")
         use_pretrained_tokenizer(self.config[subcommand] if subcommand else self.config)
+        if subcommand:
+            check_devices(self.config[subcommand])
+            self.effective_config = self._config_text(subcommand)
+
+    def after_instantiate_classes(self) -> None:
+        """Tell the run's ``RunDirectory`` what to record: the config as given (``config.yaml``) and as it
+        runs (inside each checkpoint, so a resume can be checked against it); give every save the
+        atomic ``CheckpointIO``."""
+        super().after_instantiate_classes()
+        if not self.subcommand:
+            return
+        use_atomic_checkpoints(self.trainer)
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, RunDirectory):
+                callback.given_config, callback.effective_config = self.given_config, self.effective_config
+                callback.resumed = self.resumed
+                ckpt_path = self.config[self.subcommand].get("ckpt_path")
+                callback.ckpt_path = None if ckpt_path is None else str(ckpt_path)
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        """The Trainer, with the zoo's progress display (the run's steps and an ETA; plain lines when
+        the output is not a terminal) unless the progress bar is off or another one is configured."""
+        from lightning.pytorch.callbacks import ProgressBar
+
+        from zoo.progress import progress_bar
+
+        given = config.get("callbacks") or []
+        given = given if isinstance(given, list) else [given]
+        if config.get("enable_progress_bar", True) is not False and not any(
+                isinstance(c, ProgressBar) for c in [*given, *callbacks]):
+            callbacks = [*callbacks, progress_bar()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         if self.parser_class is LightningArgumentParser:
@@ -132,46 +177,151 @@ class ZooCLI(LightningCLI):
         return super().init_parser(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
-        """With ``--ckpt_path FILE``, open it through the zoo's loader — one line naming the file when it
-        is not a checkpoint, needs unsafe unpickling, is not a zoo checkpoint, or holds another family
-        or task than the config's model, before anything is built — and take the model (task class and
-        architecture) from it, so ``zoo validate --ckpt_path X --config same.yaml`` rebuilds what was
-        trained (Lightning's own version cannot rebuild a nested config dataclass). Lightning's
-        keywords (``last``, ``best``, ``hpc``, ``registry``) and URLs are Lightning's to resolve;
-        every load is ``weights_only=True``."""
+        """Plan the run directory (``zoo.runs``), resolve ``--ckpt_path last`` / ``last_or_new`` to the
+        run's newest checkpoint, then open the checkpoint through the zoo's loader — one line naming
+        the file when it is not a checkpoint, needs unsafe unpickling, is not a zoo checkpoint, or holds
+        another family or task than the config's model, before anything is built — and take the model
+        (task class and architecture) from it, so ``zoo validate --ckpt_path X --config same.yaml``
+        rebuilds what was trained. A ``fit`` that resumes is checked against what the checkpoint was
+        trained with (``zoo.runs.resume_changes``). Lightning's other keywords (``best``, ``hpc``,
+        ``registry``) and URLs are Lightning's to resolve; every load is ``weights_only=True``."""
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not subcommand:
+            return
+        config = self.config[subcommand]
+        config["run"]["name"] = config["run"].get("name") or _run_name(config)  # recorded: the saved config retrains it
+        self.given_config = self._config_text(subcommand)  # before the run fills in its own directories
+        self._plan_run(subcommand, config)
+        ckpt_path = config.get("ckpt_path")
         if not ckpt_path:
             return
-        if "weights_only" in self.config[subcommand]:
-            self.config[subcommand]["weights_only"] = True
+        if "weights_only" in config:
+            config["weights_only"] = True
         name = str(ckpt_path)
-        dirpath = self.config[subcommand].get("checkpoint", {}).get("dirpath")
-        newest = newest_last_checkpoint(dirpath) if name == "last" and dirpath else None
-        if newest is not None:
-            # The file Lightning would resolve `last` to, through the same checks as a named file.
-            ckpt_path = self.config[subcommand]["ckpt_path"] = str(newest)
-        elif name in ("last", "best", "hpc") or name.startswith("registry") or "://" in name:
+        if name in ("best", "hpc") or name.startswith("registry") or "://" in name:
             return
-        model = self.config[subcommand].get("model")
+        model = config.get("model")
         wanted = _import_class(model.class_path) if model is not None and model.get("class_path") else None
         checkpoint = load_checkpoint(ckpt_path, what="--ckpt_path", task=wanted)
+        if subcommand == "fit":
+            _refuse_weights_only(checkpoint, name)
+            applied = resume_changes(checkpoint, self._config_text(subcommand), name)
         saved = task_class(checkpoint)
         cls = wanted if wanted is not None and issubclass(wanted, saved) else saved  # the more specific one
-        model = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": checkpoint["hyper_parameters"]}
+        init_args = dict(checkpoint["hyper_parameters"])
+        if subcommand == "fit":  # what the resume changes on purpose: learning rate, schedule, dropout
+            for key, value in applied.items():
+                init_args[key] = {**init_args.get(key, {}), **value} if isinstance(value, dict) else value
+        model = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
         self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
 
+    def _config_text(self, subcommand: str) -> str:
+        """This command's config as YAML (what checkpoints record, so a resume can be checked against it)."""
+        return self._parser(subcommand).dump(self.config[subcommand], skip_validation=True)
 
-def newest_last_checkpoint(dirpath: str | Path) -> Path | None:
-    """The newest ``last*.ckpt`` in ``dirpath`` (by modification time), as Lightning resolves
-    ``ckpt_path="last"``: a fresh run into a directory that already holds ``last.ckpt`` writes
-    ``last-v1.ckpt`` (Lightning's version counter), and resuming must take that one, not the older."""
-    candidates = [p for p in Path(dirpath).glob("last*.ckpt") if p.is_file()] if Path(dirpath).is_dir() else []
-    return max(candidates, key=lambda p: p.stat().st_mtime_ns, default=None)
+    def _plan_run(self, subcommand: str, config: Any) -> None:
+        """Decide this command's directory (``zoo.runs.plan_run``), hold its lock, and point the
+        checkpoints, loggers and predictions at it — unless they were given a place explicitly."""
+        run = config.get("run") or {}
+        trainer = config.get("trainer") or {}
+        ckpt_path = str(config["ckpt_path"]) if config.get("ckpt_path") else None
+        if ckpt_path and ckpt_path not in RESUME_KEYWORDS:  # a run directory stands for its newest checkpoint
+            ckpt_path = config["ckpt_path"] = os.fspath(run_checkpoint(ckpt_path, "--ckpt_path"))
+        explicit_checkpoints = (config.get("checkpoint") or {}).get("dirpath")
+        plan = plan_run(
+            subcommand,
+            name=run["name"],
+            root=Path(trainer.get("default_root_dir") or RUNS_ROOT),
+            version=run.get("version"),
+            run_dir=Path(run["dir"]) if run.get("dir") else None,
+            ckpt_path=ckpt_path,
+            checkpoint_dir=Path(explicit_checkpoints) if explicit_checkpoints else None,
+        )
+        self.resumed = plan.resumed
+        # validate / test / predict of a trained run write beside it, never over its own files.
+        out = plan.dir if subcommand == "fit" or not (plan.dir / RUN_FILE).is_file() else plan.dir / subcommand
+        lock_run(out)
+        os.environ[RUN_DIR_ENV] = os.fspath(out)  # DDP worker processes re-parse: same directory for all ranks
+        self.run_dir = out
+        config["run"]["dir"] = os.fspath(out)
+        if ckpt_path in RESUME_KEYWORDS:
+            config["ckpt_path"] = None if plan.checkpoint is None else os.fspath(plan.checkpoint)
+        if subcommand == "fit" and not explicit_checkpoints:
+            config["checkpoint"]["dirpath"] = os.fspath((out / "checkpoints").absolute())
+        if subcommand == "fit":  # linked at parse time, which was before the run had a directory
+            config["last_checkpoint"]["dirpath"] = config["checkpoint"]["dirpath"]
+        if not trainer.get("default_root_dir"):
+            trainer["default_root_dir"] = os.fspath(out)
+        loggers = trainer.get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init_args = logger.get("init_args") if hasattr(logger, "get") else None
+            if init_args is not None and init_args.get("save_dir") == RUNS_ROOT:
+                init_args["save_dir"] = os.fspath(out)
+        writer = config.get("prediction_writer")
+        if writer is not None and not writer.get("output_path"):
+            stem = Path(str(config["ckpt_path"])).stem if config.get("ckpt_path") else "predictions"
+            writer["output_path"] = os.fspath(out / f"{stem}.jsonl")
+
+
+def check_devices(config: Any) -> None:
+    """Before anything is built: an accelerator this machine does not have is refused in one line, and
+    more CPU processes than cores get a warning that says what the global batch becomes."""
+    trainer = config.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator") or "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--trainer.accelerator {accelerator}: no CUDA GPU is visible to this process "
+                         "(torch.cuda.is_available() is False); use --trainer.accelerator cpu (or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--trainer.accelerator mps: this machine has no Apple MPS device; use --trainer.accelerator "
+                         "cpu (or auto)")
+    devices = trainer.get("devices")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    count = int(devices) if isinstance(devices, int) or (isinstance(devices, str) and devices.isdigit()) else None
+    if on_cpu and count is not None and count > cores and not _is_worker_process():
+        batch = ((config.get("data") or {}).get("init_args") or {}).get("batch_size")
+        global_batch = f"{count} x {batch} = {count * batch} sequences" if isinstance(batch, int) else f"{count}x"
+        print(f"zoo: warning: --trainer.devices {count} starts {count} training processes on {cores} CPU cores: "
+              f"each gets less than a core, and the global batch per step is {global_batch}", file=sys.stderr)
+
+
+def _is_worker_process() -> bool:
+    return os.environ.get("LOCAL_RANK", "0") != "0"
+
+
+def _run_name(config: Any) -> str:
+    """A run's default name: the first ``--config`` file's stem, else the task class's name."""
+    files = config.get("config") or []
+    if files:
+        return Path(str(files[0])).stem
+    model = config.get("model")
+    return str(model.class_path).rsplit(".", 1)[-1].lower() if model is not None and model.get("class_path") \
+        else "run"
+
+
+def _refuse_weights_only(checkpoint: Any, name: str) -> None:
+    """A ``fit`` resumes only from a training checkpoint; one that holds weights alone (``zoo convert``'s,
+    or ``save_weights_only``) starts a fine-tune through ``pretrained`` instead — said before any data work."""
+    if "optimizer_states" in checkpoint and "loops" in checkpoint:
+        return
+    raise ValueError(f"--ckpt_path {name}: holds weights only (no optimizer or loop state to resume; written by zoo "
+                     f"convert or with save_weights_only); to train from these weights use "
+                     f"--model.init_args.pretrained {name}")
 
 
 def run(args: list[str] | None = None) -> ZooCLI:
-    """Build and run the CLI on ``args`` (``sys.argv[1:]`` when None); errors propagate."""
+    """Build and run the CLI on ``args`` (``sys.argv[1:]`` when None); errors propagate, and a run that
+    failed before it began leaves no empty run directory."""
+    try:
+        return _cli(args)
+    except BaseException:
+        discard_unused_runs()
+        raise
+    finally:
+        release_runs()  # the run is over: another command of this process (or another process) may write it
+
+
+def _cli(args: list[str] | None) -> ZooCLI:
     return ZooCLI(
         LanguageModelTask,
         LightningDataModule,
@@ -179,7 +329,7 @@ def run(args: list[str] | None = None) -> ZooCLI:
         subclass_mode_data=True,
         auto_configure_optimizers=False,  # each task builds AdamW with its own parameter groups
         seed_everything_default=1234,
-        save_config_kwargs={"overwrite": True},  # a second run into the same directory must not abort
+        save_config_callback=None,  # the run's RunDirectory writes config.yaml (and keeps it on resume)
         # Persistent callbacks (LightningCLI appends them to any configured ones) that make a resumed run
         # exact and a stopped one safe; the checkpoints are configurable (`checkpoint`, `last_checkpoint`).
         trainer_defaults={"logger": default_loggers(), "callbacks": [StepSeeds(), GracefulStop(), FiniteLossGuard()]},
@@ -197,13 +347,30 @@ EXTRA_COMMANDS = {
 }
 
 
+#: What ``zoo COMMAND`` does, for ``zoo --help``.
+COMMAND_HELP = {
+    "fit": "train a model (LightningCLI; a run directory under runs/<name>/version_N)",
+    "validate": "score a checkpoint on the validation split",
+    "test": "score a checkpoint on the test split (validation when the data has none)",
+    "predict": "score each sequence / classify each example, written as JSON lines into the run",
+    "generate": "complete prompts (GPT, T5) or fill [MASK] (BERT) with a checkpoint",
+    "convert": "a zoo checkpoint to a Hugging Face directory, or back (zoo convert --help: architectures)",
+    "compare": "train architectures on tasks from one study file and compare them",
+}
+
+
 def main() -> None:
-    """Console-script entry point (``zoo``): bad input ends in one line, not a traceback
-    (set ZOO_DEBUG=1 for the traceback)."""
+    """Console-script entry point (``zoo``): the expected failures — bad input, files and disks,
+    Lightning misconfiguration, data set errors, devices — end in one ``zoo: error:`` line naming what
+    is wrong (``expected_error``); a bug still shows its traceback (ZOO_DEBUG=1: every traceback)."""
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        # LightningCLI's help knows only its own subcommands.
-        print(f"zoo commands: fit, validate, test, predict (LightningCLI, below); {', '.join(EXTRA_COMMANDS)} "
-              "(zoo COMMAND --help)\n")
+        width = max(map(len, COMMAND_HELP))
+        print("usage: zoo COMMAND [options]   (zoo COMMAND --help for each)\n\ncommands:")
+        for name, text in COMMAND_HELP.items():
+            print(f"  {name:<{width}}  {text}")
+        print()
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        die_with_parent()
     reuse_freed_memory()  # before the first large tensor
     try:
         _check_negative_values(sys.argv[1:])
@@ -212,10 +379,68 @@ def main() -> None:
             sys.exit(command.main(sys.argv[2:]))
         _check_config_files(sys.argv[1:])
         run()
-    except (ValueError, FileNotFoundError, TypeError, ConnectionError, ArgumentError) as error:
-        if os.environ.get("ZOO_DEBUG"):
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:
+        line = None if os.environ.get("ZOO_DEBUG") else expected_error(error)
+        if line is None:
             raise
-        sys.exit(f"zoo: error: {one_line(error)}")
+        sys.exit(f"zoo: error: {line}")
+
+
+def expected_error(error: BaseException) -> str | None:
+    """The one line for a failure a user can act on; None for a bug (its traceback is the report).
+
+    Expected: bad values (``ValueError``, jsonargparse's errors), files, directories and disks (the
+    ``OSError`` family: missing, unreadable, full, read-only, quota), Lightning's misconfiguration
+    (e.g. an accelerator the machine does not have), ``datasets``' generation errors (their cause, with
+    the file), and device errors of torch (no GPU, no driver, out of memory, a bad device string).
+    """
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if isinstance(error, (ValueError, TypeError, ArgumentError, MisconfigurationException)):
+        return one_line(error)
+    if isinstance(error, OSError):
+        return os_error_line(error)
+    if type(error).__name__ in ("DatasetGenerationError", "DatasetGenerationCastError"):
+        cause = error.__cause__ or error.__context__
+        return f"reading the data failed: {expected_error(cause) or one_line(cause)}" if cause else one_line(error)
+    if isinstance(error, torch.OutOfMemoryError):
+        return ("out of device memory: " + _first_line(str(error)) +
+                "; lower --data.init_args.batch_size or the model size, or use --trainer.precision bf16-mixed")
+    if isinstance(error, RuntimeError) and _DEVICE_FAULT.search(str(error)):
+        return f"device: {_first_line(str(error))}"
+    return None
+
+
+_DEVICE_FAULT = re.compile(r"CUDA|cuda|NVIDIA driver|device type at start of device string|Invalid device|"
+                           r"not compiled with|No .*GPUs? (are|is) available|MPS", re.IGNORECASE)
+
+
+def os_error_line(error: OSError) -> str:
+    """An ``OSError`` as one line: what happened to which file (``FileWriteError`` says it already)."""
+    from zoo.files import FileWriteError, reason
+
+    if isinstance(error, FileWriteError) or not error.filename:
+        return one_line(error)
+    where = error.filename if not error.filename2 else f"{error.filename} -> {error.filename2}"
+    return f"{where}: {reason(error)}"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def die_with_parent() -> None:
+    """A DDP worker process (started by the launching rank) ends when the launching process dies —
+    even by SIGKILL — instead of waiting in a collective until its timeout (Linux only)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def one_line(error: BaseException) -> str:

@@ -18,7 +18,7 @@ from .conftest import EVERY, STEPS, assert_same_weights, callbacks, fit_args, st
 from .recorder import read_steps
 
 DELAY = 0.2  # seconds per step in the subprocesses, so a signal lands mid-run
-CHECKPOINTS = Path("runs/gpt_clm/checkpoints")  # configs/gpt_clm.yaml's, below each test's directory
+CHECKPOINTS = Path("runs/gpt_clm/version_0/checkpoints")  # the run directory of configs/gpt_clm.yaml
 
 
 @pytest.fixture(scope="module")

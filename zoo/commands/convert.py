@@ -21,6 +21,7 @@ from pathlib import Path
 import lightning
 import torch
 
+from zoo.checkpoints import run_checkpoint
 from zoo.models.registry import family_of
 from zoo.tasks import LanguageModelTask, load_task
 
@@ -45,11 +46,9 @@ def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
 
     tokenizer_file = pretrained_tokenizer(source)  # the zoo_tokenizer.* an export put beside the weights
     if tokenizer_file is not None:
-        from zoo.data.tokenizers import load_tokenizer
+        from zoo.data.tokenizers import load_tokenizer, tokenizer_state
 
-        tokenizer = load_tokenizer(tokenizer_file)
-        checkpoint["data"] = {"tokenizer_file": tokenizer_file, "tokenizer_fingerprint": tokenizer.fingerprint,
-                              "vocab_size": tokenizer.vocab_size}
+        checkpoint["data"] = tokenizer_state(load_tokenizer(tokenizer_file), tokenizer_file)
     torch.save(checkpoint, dest)
     return task
 
@@ -95,6 +94,7 @@ def main(argv: list[str]) -> int:
     source, dest = Path(args.source), Path(args.dest)
     if not source.exists():
         raise FileNotFoundError(f"zoo convert: {source}: no such file or directory")
+    source = run_checkpoint(source, WHAT)  # a run directory stands for its newest checkpoint
     if dest.exists() and not args.overwrite and not (dest.is_dir() and not any(dest.iterdir())):
         raise ValueError(f"zoo convert: {dest} exists; pass --overwrite to replace it")
     if source.is_dir():

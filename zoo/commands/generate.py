@@ -1,10 +1,10 @@
 """``zoo generate``: complete prompts with a GPT or T5 checkpoint, or fill ``[MASK]``s with a BERT one.
 
-    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompt "The list type" --max-new-tokens 40
-    zoo generate runs/gpt_clm/checkpoints/last.ckpt --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
-    zoo generate runs/t5_span/checkpoints/last.ckpt --prompt "Return the <extra_id_0> of a list."
-    zoo generate runs/bert_mlm/checkpoints/last.ckpt --prompt "Return the [MASK] of a list." --top-k 5
-    zoo generate runs/gpt_instruct/checkpoints/last.ckpt --prompt "Which module documents this? Parse a URL."
+    zoo generate runs/gpt_clm --prompt "The list type" --max-new-tokens 40
+    zoo generate runs/gpt_clm --prompts-file prompts.txt --do-sample --top-p 0.9 --seed 0
+    zoo generate runs/t5_span --prompt "Return the <extra_id_0> of a list."
+    zoo generate runs/bert_mlm --prompt "Return the [MASK] of a list." --top-k 5
+    zoo generate runs/gpt_instruct --prompt "Which module documents this? Parse a URL."
 
 An instruction-tuned checkpoint (``zoo.data.InstructionDataModule``) is prompted in its trained
 format: a decoder reads ``prompt [SEP]`` and writes the response; T5 reads ``prompt </s>`` as always.
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from zoo.checkpoints import CheckpointError, check_tokenizer, data_record, load_checkpoint
+from zoo.checkpoints import CheckpointError, check_tokenizer, checkpoint_tokenizer, data_record, load_checkpoint
 from zoo.data.tokenizers import BOS, CLS, EOS, MASK, PAD, SEP, Tokenizer, load_tokenizer
 from zoo.generation import fill_mask, generate
 from zoo.models import BERT, GPT, T5
@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_device(name: str) -> torch.device:
+    """``--device`` as a torch device this machine has, else one line saying which it has."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA GPU is visible to this process; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) (cuda:0 .. "
+                         f"cuda:{torch.cuda.device_count() - 1})")
+    return device
+
+
 def read_prompts(args: argparse.Namespace) -> list[str]:
     prompts = list(args.prompt)
     if args.prompts_file:
@@ -87,24 +101,27 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
 def load_matching_tokenizer(
     checkpoint: Mapping[str, Any], checkpoint_path: str, tokenizer_path: str | None
 ) -> Tokenizer:
-    """The tokenizer to use, checked against what the checkpoint (as ``load_checkpoint`` returned it)
-    recorded at training time.
+    """The tokenizer to use: ``tokenizer_path`` when given, checked against what the checkpoint (as
+    ``load_checkpoint`` returned it) recorded at training time; else the one the checkpoint carries.
 
     Raises:
-        CheckpointError: No tokenizer recorded and none given, or one that differs from the checkpoint's.
+        CheckpointError: No tokenizer in the checkpoint and none given, or one that differs from the
+            checkpoint's.
         FileNotFoundError: The tokenizer file is missing.
     """
-    recorded = data_record(checkpoint)
-    path = tokenizer_path or recorded.get("tokenizer_file")
-    if path is None:
-        raise CheckpointError("records no tokenizer file; pass --tokenizer PATH", checkpoint_path, WHAT)
-    if not Path(path).expanduser().is_file():
-        where = "" if tokenizer_path else " (recorded in the checkpoint; pass --tokenizer PATH if it moved)"
-        raise FileNotFoundError(f"tokenizer file {path!r} does not exist{where}")
-    tokenizer = load_tokenizer(path)
-    fix = "pass --tokenizer with the tokenizer the model was trained with"
+    if tokenizer_path is None:
+        tokenizer = checkpoint_tokenizer(checkpoint, checkpoint_path, WHAT)
+        if tokenizer is None:
+            recorded = data_record(checkpoint).get("tokenizer_file")
+            moved = f" (it recorded {recorded}, which no longer exists)" if recorded else ""
+            raise CheckpointError(f"holds no tokenizer{moved}; pass --tokenizer PATH", checkpoint_path, WHAT)
+        return tokenizer
+    if not Path(tokenizer_path).expanduser().is_file():
+        raise FileNotFoundError(f"tokenizer file {tokenizer_path!r} does not exist")
+    tokenizer = load_tokenizer(tokenizer_path)
+    fix = "leave --tokenizer unset to use the one the checkpoint carries"
     check_tokenizer(checkpoint, fingerprint=tokenizer.fingerprint, vocab_size=tokenizer.vocab_size,
-                    path=checkpoint_path, what=WHAT, fix=f"{fix} (tried {path})")
+                    path=checkpoint_path, what=WHAT, fix=f"{fix} (tried {tokenizer_path})")
     return tokenizer
 
 
@@ -260,11 +277,12 @@ def main(argv: list[str]) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size} must be >= 1")
     prompts = read_prompts(args)
+    device = check_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint, what=WHAT)  # imports Lightning: the arguments are fine
     tokenizer = load_matching_tokenizer(checkpoint, args.checkpoint, args.tokenizer)
     from zoo.tasks.base import task_from_checkpoint
 
-    model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(args.device).eval()
+    model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(device).eval()
     trained = trained_format(checkpoint)
     if trained.get("kind") == "classification":
         raise ValueError(f"{args.checkpoint} holds a classifier, which labels text rather than writing it; "

@@ -64,6 +64,7 @@ from zoo.data.tokenizers import (
     cached_tokenizer_file,
     check_tokenizer_kind,
     load_tokenizer,
+    tokenizer_state,
 )
 
 Objective = Literal["mlm", "clm", "span"]
@@ -582,12 +583,9 @@ class TextDataModule(L.LightningDataModule):
     # Checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint must agree on with the data: the tokenizer and its size."""
-        return {
-            "tokenizer_fingerprint": self.tokenizer_fingerprint,
-            "vocab_size": self.vocab_size,
-            "tokenizer_file": os.fspath(self.tokenizer_file),
-        }
+        """What a checkpoint must agree on with the data — the tokenizer (carried whole, as bytes) and
+        its size — and which corpus it was trained on (``corpus_key``: files, split and settings)."""
+        return {**tokenizer_state(self.tokenizer, self.tokenizer_file), "corpus_key": self._corpus_key()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint whose tokenizer differs from this data's.

@@ -10,7 +10,6 @@ from the model being trained (``shape="auto"``) or from its argument.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +21,14 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 
 from zoo.data.datamodule import default_cache_dir
 from zoo.data.splits import assign_splits
-from zoo.data.tokenizers import Tokenizer, TokenizerKind, cached_tokenizer_file, check_tokenizer_kind, load_tokenizer
+from zoo.data.tokenizers import (
+    Tokenizer,
+    TokenizerKind,
+    cached_tokenizer_file,
+    check_tokenizer_kind,
+    load_tokenizer,
+    tokenizer_state,
+)
 from zoo.models.registry import Shape
 
 ShapeChoice = Literal["auto", "encoder", "decoder", "encoder-decoder"]
@@ -243,8 +249,7 @@ class FineTuneDataModule(L.LightningDataModule):
     # Checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The tokenizer (file, fingerprint, size) and the trained format, for reloads and ``zoo generate``."""
-        return {"tokenizer_fingerprint": self.tokenizer.fingerprint, "vocab_size": self.vocab_size,
-                "tokenizer_file": os.fspath(self.tokenizer_file), **self.format_state()}
+        return {**tokenizer_state(self.tokenizer, self.tokenizer_file), **self.format_state()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint trained with another tokenizer."""

@@ -25,6 +25,7 @@ import sentencepiece as spm
 from filelock import FileLock
 
 from zoo.data.corpus import documents_fingerprint
+from zoo.files import atomic_write
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 MASK, CLS, SEP = "[MASK]", "[CLS]", "[SEP]"
@@ -83,8 +84,16 @@ class Tokenizer(abc.ABC):
         """Text of ids that are all ordinary tokens or unk."""
 
     @abc.abstractmethod
+    def to_bytes(self) -> bytes:
+        """The tokenizer as the bytes of its file: what checkpoints carry (`tokenizer_from_bytes`
+        reads them back), so a checkpoint copied alone still has its tokenizer."""
+
+    #: The file name the tokenizer is saved under in a run directory or export.
+    filename: str
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the tokenizer to one file that `load` (and `load_tokenizer`) reads back."""
+        """Write the tokenizer to one file that `load` (and `load_tokenizer`) reads back (atomically)."""
+        atomic_write(path, self.to_bytes(), "tokenizer file")
 
     @classmethod
     @abc.abstractmethod
@@ -293,8 +302,10 @@ class SentencePieceTokenizer(Tokenizer):
             return 1
         return len(self._sp.id_to_piece(i).replace("\u2581", " ").encode())
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        _atomic_write(Path(path), self._proto)
+    filename = "tokenizer.model"
+
+    def to_bytes(self) -> bytes:
+        return self._proto
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SentencePieceTokenizer:
@@ -353,14 +364,6 @@ def _vocab_size_error(error: RuntimeError, vocab_size: int, model_type: str) -> 
         )
     first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
     return RuntimeError(f"SentencePiece training failed: {first}")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,15 +433,17 @@ class CharTokenizer(Tokenizer):
     def _decode_pieces(self, ids: list[int]) -> str:
         return "".join(self._id_to_char.get(i, UNK_SURFACE) for i in ids)
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        _atomic_write(Path(path), self._payload())
+    filename = "tokenizer.json"
+
+    def to_bytes(self) -> bytes:
+        return self._payload()
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CharTokenizer:
-        state = json.loads(Path(path).read_text(encoding="utf-8"))
-        if state.get("kind") != "char":
+        tokenizer = tokenizer_from_bytes(Path(path).read_bytes(), repr(os.fspath(path)))
+        if not isinstance(tokenizer, cls):
             raise ValueError(f"{os.fspath(path)!r} is not a zoo CharTokenizer file")
-        return cls(state["chars"], state["num_sentinels"])
+        return tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,17 +460,47 @@ def load_tokenizer(path: str | os.PathLike[str]) -> Tokenizer:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"tokenizer file {os.fspath(path)!r} does not exist")
-    data = path.read_bytes()
+    return tokenizer_from_bytes(path.read_bytes(), f"tokenizer file {os.fspath(path)!r}")
+
+
+def tokenizer_from_bytes(data: bytes, source: str = "tokenizer") -> Tokenizer:
+    """A tokenizer from the bytes of its file (`Tokenizer.to_bytes`); `source` names it in errors.
+
+    Raises:
+        ValueError: The bytes are neither kind.
+    """
     if data.lstrip()[:1] == b"{":
-        return CharTokenizer.load(path)
+        try:
+            state = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            state = None
+        if not isinstance(state, dict) or state.get("kind") != "char":
+            raise ValueError(f"{source} is not a zoo CharTokenizer file")
+        return CharTokenizer(state["chars"], state["num_sentinels"])
     try:
         return SentencePieceTokenizer(data)
     except ValueError as error:  # a SentencePiece model, but not one with zoo's specials
-        raise ValueError(f"tokenizer file {os.fspath(path)!r}: {error}") from None
+        raise ValueError(f"{source}: {error}") from None
     except RuntimeError:
-        raise ValueError(
-            f"tokenizer file {os.fspath(path)!r} is neither a SentencePiece model nor a zoo CharTokenizer JSON"
-        ) from None
+        raise ValueError(f"{source} is neither a SentencePiece model nor a zoo CharTokenizer JSON") from None
+
+
+def tokenizer_state(tokenizer: Tokenizer, file: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """What a data module saves in every checkpoint about its tokenizer: fingerprint and size (what a
+    resumed or reloaded run must agree on), the file it came from (informative only), and the
+    tokenizer itself, as bytes — the cache is only a cache: a checkpoint copied alone to another
+    machine still generates, converts, fine-tunes and resumes."""
+    return {"tokenizer_fingerprint": tokenizer.fingerprint, "vocab_size": tokenizer.vocab_size,
+            "tokenizer_file": None if file is None else os.fspath(file), "tokenizer_bytes": tokenizer.to_bytes()}
+
+
+def materialise_tokenizer(tokenizer: Tokenizer, cache_dir: str | os.PathLike[str]) -> Path:
+    """A file holding ``tokenizer`` under ``cache_dir/tokenizers/saved-<fingerprint>/`` (written once,
+    atomically), for the code paths that take a tokenizer file (``tokenizer_path``)."""
+    path = Path(cache_dir).expanduser() / "tokenizers" / f"saved-{tokenizer.fingerprint}" / tokenizer.filename
+    if not (path.is_file() and path.read_bytes() == tokenizer.to_bytes()):
+        tokenizer.save(path)
+    return path
 
 
 # Part of every cache key: bump when training settings change, so old caches are not reused.

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
-from zoo.checkpoints import TASK_KEY, CheckpointError, check_tokenizer, load_checkpoint, task_class
+from zoo.checkpoints import TASK_KEY, CheckpointError, check_tokenizer, load_checkpoint, run_checkpoint, task_class
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
 from zoo.models.registry import Family, family_of
@@ -318,6 +318,8 @@ class LanguageModelTask(L.LightningModule):
         saved = checkpoint.get("hyper_parameters", {}).get("config")
         if saved:
             _refuse_other_architecture(saved, self.config.to_dict(), path, "ckpt_path")
+        apply_optimizer_changes(checkpoint, self.hparams)
+
 
     @classmethod
     def load_from_checkpoint(  # type: ignore[override]
@@ -352,6 +354,31 @@ class LanguageModelTask(L.LightningModule):
             raise CheckpointError(_state_dict_fault(error), checkpoint_path, what) from None
 
 
+def apply_optimizer_changes(checkpoint: dict[str, Any], hparams: Mapping[str, Any]) -> None:
+    """A resume that sets another learning rate, weight decay, betas or eps (``zoo.runs.resume_changes``)
+    must get them: Lightning restores the optimizer's and scheduler's saved state, which holds the old
+    ones. Rewrite that state in ``checkpoint`` before it is restored: rates scaled by new / old (so
+    groups with their own multiples keep them), decay set where it was on, betas and eps replaced."""
+    old = checkpoint.get("hyper_parameters", {})
+    if not all(k in old for k in ("lr", "weight_decay")):
+        return
+    ratio = hparams["lr"] / old["lr"] if old["lr"] else 1.0
+    for state in checkpoint.get("optimizer_states", []):
+        for group in state.get("param_groups", []):
+            for key in ("lr", "initial_lr"):
+                if key in group and ratio != 1.0:
+                    group[key] = group[key] * ratio
+            if group.get("weight_decay") and hparams["weight_decay"] != old["weight_decay"]:
+                group["weight_decay"] = hparams["weight_decay"]
+            for key in ("betas", "eps"):
+                if key in group and key in hparams and key in old and hparams[key] != old[key]:
+                    group[key] = tuple(hparams[key]) if key == "betas" else hparams[key]
+    for scheduler in checkpoint.get("lr_schedulers", []):
+        for key in ("base_lrs", "_last_lr"):
+            if key in scheduler and ratio != 1.0:
+                scheduler[key] = [lr * ratio for lr in scheduler[key]]
+
+
 def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:
     """One line naming every config field in which a checkpoint (``saved``) and the model differ."""
     runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
@@ -382,6 +409,7 @@ def pretrained_weights(
     Raises:
         CheckpointError: ``path`` is not a zoo checkpoint, or holds another ``family``'s model.
     """
+    path = str(run_checkpoint(path, "pretrained"))
     if Path(path).is_dir():
         from zoo.hf import from_hf  # transformers is needed only here
 

@@ -18,8 +18,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from zoo.adapters import AdapterConfig, apply_adapter, count_parameters, merge_adapters
-from zoo.checkpoints import load_checkpoint
-from zoo.data.tokenizers import load_tokenizer
+from zoo.checkpoints import checkpoint_tokenizer, load_checkpoint, run_checkpoint
+from zoo.data.tokenizers import load_tokenizer, materialise_tokenizer
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
 from zoo.tasks.base import LanguageModelTask, load_task
@@ -32,7 +32,8 @@ RUNTIME_FIELDS = ("dropout", "attn_implementation", "pad_token_id", "bos_token_i
 
 
 def load_pretrained_model(path: str) -> ZooModel:
-    """The model held by a zoo checkpoint (adapters merged) or a Hugging Face directory."""
+    """The model held by a zoo checkpoint or run directory (adapters merged) or a Hugging Face directory."""
+    path = str(run_checkpoint(path, "pretrained"))
     if Path(path).is_dir():
         from zoo.hf import from_hf  # transformers is needed only here
 
@@ -43,20 +44,23 @@ def load_pretrained_model(path: str) -> ZooModel:
 
 
 def pretrained_tokenizer(path: str) -> str | None:
-    """The tokenizer file a pretrained source was trained with: recorded in a zoo checkpoint's data
-    entry, or ``zoo_tokenizer.*`` inside a Hugging Face directory that ``zoo convert`` wrote. None
-    when it records none (or the file has moved)."""
-    source = Path(path)
+    """A tokenizer file for what a pretrained source was trained with: the tokenizer a zoo checkpoint
+    carries (written once into the cache, so code taking a ``tokenizer_path`` can read it), or
+    ``zoo_tokenizer.*`` inside a Hugging Face directory that ``zoo convert`` wrote. None when it
+    holds none."""
+    source = run_checkpoint(path, "pretrained")
     if source.is_dir():
         found = sorted(source.glob("zoo_tokenizer.*"))
         return str(found[0].resolve()) if found else None
     if not source.is_file():
         return None
     checkpoint = load_checkpoint(source, what="pretrained")  # one line for a file that is no zoo checkpoint
-    for entry in checkpoint.values():
-        if isinstance(entry, Mapping) and isinstance(entry.get("tokenizer_file"), str):
-            return entry["tokenizer_file"] if Path(entry["tokenizer_file"]).is_file() else None
-    return None
+    tokenizer = checkpoint_tokenizer(checkpoint, source, "pretrained")
+    if tokenizer is None:
+        return None
+    from zoo.data.datamodule import default_cache_dir
+
+    return str(materialise_tokenizer(tokenizer, default_cache_dir()))
 
 
 def adopt_architecture(pretrained: TransformerConfig, given: TransformerConfig, path: str) -> TransformerConfig:
@@ -176,7 +180,7 @@ def use_pretrained_tokenizer(config: Any) -> None:
         return
     ckpt_path = config.get("ckpt_path")
     pretrained = model.get("init_args", {}).get("pretrained") if model is not None else None
-    source = str(ckpt_path) if ckpt_path and Path(str(ckpt_path)).is_file() else pretrained
+    source = str(ckpt_path) if ckpt_path and run_checkpoint(str(ckpt_path)).is_file() else pretrained
     tokenizer = pretrained_tokenizer(str(source)) if source else None
     if tokenizer is not None:
         init_args["tokenizer_path"] = tokenizer
