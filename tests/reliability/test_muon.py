@@ -29,7 +29,7 @@ from .recorder import read_steps
 
 MUON = ["--config", str(REPO / "configs" / "optim" / "muon.yaml")]
 DELAY = 0.2  # seconds per step in the killed subprocess, so the signal lands mid-run
-CHECKPOINTS = Path("runs/gpt_clm/checkpoints")  # configs/gpt_clm.yaml's, below each test's directory
+CHECKPOINTS = Path("runs/gpt_clm/version_0/checkpoints")  # the run directory of configs/gpt_clm.yaml
 
 
 def test_kill_9_with_muon_then_resume_is_exact(workdir, corpus, zoo_cache, tmp_path_factory):
@@ -98,3 +98,20 @@ def test_fsdp_with_muon_trains_and_resumes(workdir, zoo_cache):
     resumed = torch.load(last, weights_only=True)
     assert resumed["global_step"] == 6
     assert {float(s["step"]) for s in resumed["optimizer_states"][0]["state"].values() if "step" in s} == {6.0}
+
+
+def test_a_resume_that_changes_a_rate_applies_it_to_its_own_groups(workdir, corpus):
+    """Muon's rate and AdamW's are separate settings: a resume changing one rewrites only its groups
+    (and their scheduler entries); switching the optimizer itself is refused."""
+    run(fit_args("clm", corpus, *MUON, steps=2))
+    muon = ["--model.init_args.muon.lr", "0.05", "--model.init_args.muon.momentum", "0.9"]
+    cli = run([*fit_args("clm", corpus, *MUON, steps=4), "--ckpt_path", "last", *muon])
+    groups = {g["name"]: g for g in cli.trainer.optimizers[0].param_groups}
+    assert groups["hidden"]["initial_lr"] == pytest.approx(0.05) and groups["hidden"]["momentum"] == 0.9
+    assert groups["vector"]["initial_lr"] == pytest.approx(1e-3)  # gpt_clm's AdamW rate, unchanged
+    cli = run([*fit_args("clm", corpus, *MUON, steps=6), "--ckpt_path", "last", *muon, "--model.init_args.lr", "1e-4"])
+    groups = {g["name"]: g for g in cli.trainer.optimizers[0].param_groups}
+    assert groups["hidden"]["initial_lr"] == pytest.approx(0.05) and groups["hidden"]["momentum"] == 0.9
+    assert groups["vector"]["initial_lr"] == pytest.approx(1e-4)
+    with pytest.raises(Exception, match="cannot resume with model.init_args.optimizer='adamw'"):
+        run([*fit_args("clm", corpus, steps=8), "--ckpt_path", "last"])

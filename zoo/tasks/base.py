@@ -358,25 +358,32 @@ def apply_optimizer_changes(checkpoint: dict[str, Any], hparams: Mapping[str, An
     """A resume that sets another learning rate, weight decay, betas or eps (``zoo.runs.resume_changes``)
     must get them: Lightning restores the optimizer's and scheduler's saved state, which holds the old
     ones. Rewrite that state in ``checkpoint`` before it is restored: rates scaled by new / old (so
-    groups with their own multiples keep them), decay set where it was on, betas and eps replaced."""
+    groups with their own multiples, μP's, keep them), decay set where it was on, betas and eps
+    replaced. Muon's groups (``"optimizer": "muon"``) take the same from the ``muon`` settings."""
     old = checkpoint.get("hyper_parameters", {})
     if not all(k in old for k in ("lr", "weight_decay")):
         return
-    ratio = hparams["lr"] / old["lr"] if old["lr"] else 1.0
-    for state in checkpoint.get("optimizer_states", []):
+    settings = {"adamw": (old, hparams),
+                "muon": (old.get("muon") or MuonConfig().to_dict(), hparams.get("muon") or MuonConfig().to_dict())}
+    schedulers = checkpoint.get("lr_schedulers", [])
+    for index, state in enumerate(checkpoint.get("optimizer_states", [])):
+        ratios = []
         for group in state.get("param_groups", []):
+            before, now = settings["muon" if group.get("optimizer") == "muon" else "adamw"]
+            ratio = now["lr"] / before["lr"] if before["lr"] else 1.0
+            ratios.append(ratio)
             for key in ("lr", "initial_lr"):
                 if key in group and ratio != 1.0:
                     group[key] = group[key] * ratio
-            if group.get("weight_decay") and hparams["weight_decay"] != old["weight_decay"]:
-                group["weight_decay"] = hparams["weight_decay"]
-            for key in ("betas", "eps"):
-                if key in group and key in hparams and key in old and hparams[key] != old[key]:
-                    group[key] = tuple(hparams[key]) if key == "betas" else hparams[key]
-    for scheduler in checkpoint.get("lr_schedulers", []):
-        for key in ("base_lrs", "_last_lr"):
-            if key in scheduler and ratio != 1.0:
-                scheduler[key] = [lr * ratio for lr in scheduler[key]]
+            if group.get("weight_decay") and now["weight_decay"] != before["weight_decay"]:
+                group["weight_decay"] = now["weight_decay"]
+            for key in ("betas", "eps", "momentum", "nesterov", "ns_steps", "adjust_lr_fn"):
+                if key in group and key in now and key in before and now[key] != before[key]:
+                    group[key] = tuple(now[key]) if key == "betas" else now[key]
+        scheduler = schedulers[index] if index < len(schedulers) else {}
+        for key in ("base_lrs", "_last_lr"):  # one entry per group, in the optimizer's order
+            if key in scheduler and len(scheduler[key]) == len(ratios):
+                scheduler[key] = [lr * ratio for lr, ratio in zip(scheduler[key], ratios, strict=True)]
 
 
 def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:
