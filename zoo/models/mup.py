@@ -47,7 +47,8 @@ def _scale_norm(state: dict[str, torch.Tensor], prefix: str, norm: nn.Module, fa
 @torch.no_grad()
 def standard_equivalent(model: ZooModel) -> ZooModel:
     """A standard-parametrisation model computing what the μP ``model`` computes (the model itself
-    when it is standard already), for tools that know only the standard form (Hugging Face).
+    when it is standard already, or no zoo model), for tools that know only the standard form
+    (Hugging Face).
 
     The folds: the attention-score factor into the query projections (into the query norm's scale
     when there is QK-norm, which would undo a factor before it); the output multiplier (and T5's
@@ -55,9 +56,9 @@ def standard_equivalent(model: ZooModel) -> ZooModel:
     keeps its own values; the embedding scale into the token (and segment) embeddings; the router
     multiplier into each MoE router. Classification heads are the task's and are not included.
     """
-    config = model.config
-    if not config.is_mup:
+    if not isinstance(model, ZooModel) or not model.config.is_mup:  # to_hf refuses what is no zoo model
         return model
+    config = model.config
     values = {**config.to_dict(), "parametrization": "standard", "base_width": None}
     if hasattr(config, "resolved_scale_decoder_output"):  # T5: keep the scaling when untying below
         values["scale_decoder_output"] = config.resolved_scale_decoder_output
