@@ -5,11 +5,14 @@
 - ``profiling``: step time, peak memory, KV-cache bytes (computed for a config, measured on a cache).
 - ``scaling``: fit and plot ``L(N) = a·N^-α + c``.
 - ``training``: ``train(task, data, max_steps=...)`` returning a ``History`` of curves.
+- ``coordinates``: μP's coordinate check (``coordinate_check``, ``family_coordinate_check``, its plot;
+  ``python -m zoo.analysis.coordinates``).
+- ``transfer``: one point of a learning-rate transfer sweep (``train_at_width``, ``final_val_loss``).
 - ``stats``: values over seeds, and whether a difference is inside the seed spread.
 - ``plots``: loss curves, bars with seed error bars, attention heatmaps.
 - ``notebook``: the ``ZOO_NOTEBOOK_SCALE`` switch and the ``RESULTS`` line the tests read.
 
-``training`` and ``plots`` import Lightning; the rest need only torch (``scaling`` needs scipy).
+``training``, ``plots``, ``coordinates`` and ``transfer`` import Lightning; the rest need only torch (``scaling`` needs scipy).
 """
 
 from zoo.analysis.attention import AttentionMaps, attention_entropy, attention_weights, capture_attention
