@@ -218,9 +218,13 @@ class GracefulStop(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+        # The highest signal number any rank got (0: none), so every rank also exits with the same status.
+        received = torch.tensor(self.received or 0, device=pl_module.device)
+        agreed = int(trainer.strategy.reduce(received, reduce_op="max")) if trainer.world_size > 1 else int(received)
+        if agreed:
             # Every rank sets Lightning's flag at the same step; its loop raises SIGTERMException at the end
             # of this step, and LastCheckpoint saves it.
+            self.received = agreed
             trainer._signal_connector.received_sigterm = True
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

@@ -19,11 +19,11 @@ from finetune_helpers import (
     train_steps,
 )
 
-from zoo.models.heads import POOLINGS, Pooling
 from zoo.models.registry import FAMILIES
 from zoo.tasks import load_task
 from zoo.tasks.classification import CLASSIFIERS
 from zoo.tasks.finetune import load_pretrained_model
+from zoo.tasks.formats import FORMATS, Pooling
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models gain nothing from threads
 
@@ -132,6 +132,6 @@ def test_bad_input_fails_in_one_line(data_dir, tmp_path):
 
 
 def test_pooling_names_and_the_poolings_per_shape_stay_in_sync():
-    offered = {name for names in POOLINGS.values() for name in names}
+    offered = {name for layout in FORMATS.values() for name in layout.poolings}
     assert offered | {"auto"} == set(get_args(Pooling))
-    assert set(POOLINGS) == {family.shape for family in FAMILIES.values()}
+    assert set(FORMATS) == {family.shape for family in FAMILIES.values()}

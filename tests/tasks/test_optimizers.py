@@ -40,8 +40,7 @@ def batch(family: str, g: torch.Generator) -> dict[str, torch.Tensor]:
 
 
 def loss(task, family: str, g: torch.Generator) -> torch.Tensor:
-    logits, labels = task.logits_and_labels(batch(family, g))
-    return task.loss_fn(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+    return task.forward_loss(batch(family, g))[0]
 
 
 def train(task, family: str, steps: int, optimizer=None, scheduler=None, seed: int = 1) -> None:

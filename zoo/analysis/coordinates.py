@@ -32,7 +32,6 @@ from torch import Tensor, nn
 from zoo.blocks.attention import MultiHeadAttention
 from zoo.blocks.stack import TransformerStack
 from zoo.models.base import ZooModel
-from zoo.tasks.base import IGNORE_INDEX
 
 
 def layer_modules(model: ZooModel) -> dict[str, nn.Module]:
@@ -166,8 +165,7 @@ def coordinate_check(
         for step in range(steps + 1):
             batch = batches[step % len(batches)]
             with record_sizes(task.model) as sizes:
-                logits, labels = task.logits_and_labels(batch)
-            loss = task.loss_fn(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+                loss = task.forward_loss(batch)[0]
             for layer, size in sizes.items():
                 check.sizes.setdefault(layer, [[] for _ in range(steps + 1)])[step].append(size)
             if len(check.losses) <= step:

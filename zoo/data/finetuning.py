@@ -19,9 +19,10 @@ import torch
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from zoo.data.datamodule import default_cache_dir
+from zoo.data.datamodule import SeededSampler, default_cache_dir
 from zoo.data.splits import assign_splits
 from zoo.data.tokenizers import (
+    NUM_SENTINELS,
     Tokenizer,
     TokenizerKind,
     cached_tokenizer_file,
@@ -114,6 +115,9 @@ class FineTuneDataModule(L.LightningDataModule):
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_file: Path | None = None
 
+    #: Span sentinels a tokenizer trained here reserves (the character-level synthetic tasks need none).
+    num_sentinels: int = NUM_SENTINELS
+
     # Subclasses -------------------------------------------------------------------------------
     def _read_splits(self) -> dict[str, list[Any]]:
         """The raw examples per split (``train``, ``validation``, optionally ``test``), checked."""
@@ -154,7 +158,8 @@ class FineTuneDataModule(L.LightningDataModule):
             else:
                 self.raw_examples("train")
                 path = cached_tokenizer_file(self._tokenizer_texts(self._all_train), self.cache_dir,
-                                             kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size)
+                                             kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size,
+                                             num_sentinels=self.num_sentinels)
             self._tokenizer, self._tokenizer_file = load_tokenizer(path), path
         return self._tokenizer
 
@@ -230,9 +235,13 @@ class FineTuneDataModule(L.LightningDataModule):
         return list(enumerate(self.encoded(split)))
 
     def train_dataloader(self) -> StatefulDataLoader:
-        """Shuffled (seeded) training batches; the loader's position is saved in checkpoints."""
-        return StatefulDataLoader(self._indexed("train"), batch_size=self.batch_size, shuffle=True,
-                                  generator=torch.Generator().manual_seed(self.seed),
+        """Shuffled training batches, each epoch's order drawn from (seed, epoch) by ``SeededSampler``,
+        so a resumed run repeats the uninterrupted one's order exactly (a shuffling generator's state
+        is not in the checkpoint: a resume at an epoch's end redrew the first epoch's order)."""
+        examples = self._indexed("train")
+        world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
+        return StatefulDataLoader(_ByIndex(examples), batch_size=self.batch_size,
+                                  sampler=SeededSampler(examples, num_replicas=world_size, rank=rank, seed=self.seed),
                                   collate_fn=self._collator(self.shape()), num_workers=self.num_workers)
 
     def val_dataloader(self) -> DataLoader:
@@ -260,6 +269,19 @@ class FineTuneDataModule(L.LightningDataModule):
                 f"({self.tokenizer.fingerprint}, {self.vocab_size}); pass --data.init_args.tokenizer_path "
                 f"{state_dict.get('tokenizer_file', 'with the tokenizer the checkpoint was trained with')}"
             )
+
+
+class _ByIndex(torch.utils.data.Dataset):
+    """Examples read by ``SeededSampler``'s ``(index, seed)`` keys (fine-tuning draws nothing per example)."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        return self.items[int(key[0])]
 
 
 def truncate(ids: Sequence[int], room: int) -> list[int]:

@@ -18,6 +18,32 @@ from zoo.blocks.positions import POSITIONS, PositionName, check_learned_length
 #: ``mup``: the maximal-update parametrisation (Yang et al., 2022, "Tensor Programs V"), see ``base_width``.
 Parametrization = Literal["standard", "mup"]
 
+#: Named recipes: the values a ``preset`` gives the fields a config leaves out. One source for each
+#: (``GPTConfig.llama``, the registry's ``llama`` family and ``config: {preset: llama}`` in YAML read it).
+PresetName = Literal["llama"]
+PRESETS: dict[str, dict[str, Any]] = {
+    # LLaMA (Touvron et al., 2023): RMSNorm, SwiGLU, rotary positions, grouped-query attention, no biases,
+    # an untied head.
+    "llama": dict(norm="rmsnorm", norm_eps=1e-6, activation="swiglu", position="rotary", bias=False,
+                  tie_embeddings=False, num_heads=8, num_kv_heads=2, dropout=0.0),
+}
+
+
+def resolve_preset(cls: type[TransformerConfig], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` over their ``preset``'s fields, exactly: every given field wins. When a given field
+    sets back the family default that the preset changes (``preset: llama, bias: true``), the
+    resolved values no longer name the preset (the constructor would read that field as left out)."""
+    name = values.get("preset")
+    if name is None:
+        return dict(values)
+    if name not in PRESETS:
+        raise ValueError(f"{cls.__name__}: preset={name!r} is not one of {sorted(PRESETS)}")
+    resolved = {**PRESETS[name], **values}
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    if any(resolved[k] == defaults[k] != v for k, v in PRESETS[name].items()):
+        resolved["preset"] = None
+    return resolved
+
 
 @dataclass
 class TransformerConfig:
@@ -80,6 +106,10 @@ class TransformerConfig:
         attention_softcap: Cap attention scores at c·tanh(score/c) (Gemma 2: 50); null = none.
             Takes the eager attention path, SDPA kernels cannot cap.
         logit_softcap: Cap the output logits at c·tanh(logit/c) (Gemma 2: 30); null = none.
+        preset: A named recipe (``llama``: RMSNorm, SwiGLU, rotary, 8 query heads sharing 2 key/value
+            heads, no biases, untied head, no dropout) whose values every field you leave out takes;
+            fields you give win. In Python, fields equal to the family default count as left out:
+            use ``from_dict`` (or ``GPTConfig.llama(...)``) to set one back to it.
         parametrization: standard, or mup: the maximal-update parametrisation (Yang et al., 2022,
             "Tensor Programs V"), under which a learning rate tuned at ``base_width`` stays good
             at any width. Relative to the standard one, with m = embed_dim / base_width: hidden
@@ -134,6 +164,7 @@ class TransformerConfig:
     rotary_fraction: float = 1.0
     attention_softcap: float | None = None
     logit_softcap: float | None = None
+    preset: PresetName | None = None
     parametrization: Parametrization = "standard"
     base_width: int | None = None
 
@@ -141,6 +172,13 @@ class TransformerConfig:
         def check(ok: bool, message: str) -> None:
             if not ok:
                 raise ValueError(f"{type(self).__name__}: {message}")
+
+        if self.preset is not None:
+            check(self.preset in PRESETS, f"preset={self.preset!r} is not one of {sorted(PRESETS)}")
+            fields = type(self).__dataclass_fields__
+            for name, value in PRESETS[self.preset].items():
+                if getattr(self, name) == fields[name].default:
+                    setattr(self, name, value)
 
         for name in ("vocab_size", "max_seq_len", "embed_dim", "num_layers", "num_heads"):
             check(getattr(self, name) > 0, f"{name}={getattr(self, name)} must be a positive integer")
@@ -318,7 +356,7 @@ class TransformerConfig:
         """
         values = self.to_dict()
         for name in ("dropout", "attn_implementation", "init_std", "pad_token_id", "bos_token_id", "eos_token_id",
-                     "moe_aux_loss_weight"):
+                     "moe_aux_loss_weight", "preset"):
             values.pop(name)
         if self.num_experts is None:
             values.pop("experts_per_token")
@@ -344,8 +382,9 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransformerConfig:
+        """The config of ``values`` (a ``preset`` among them gives the fields left out, see ``resolve_preset``)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; valid fields are {sorted(known)}")
-        return cls(**values)
+        return cls(**resolve_preset(cls, values))

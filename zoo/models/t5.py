@@ -130,12 +130,17 @@ class T5(ZooModel):
     ) -> Tensor:
         """Logits ``(b, t, v)`` for ``decoder_input_ids`` ``(b, t)`` given the encoder's output;
         ``attention_mask`` ``(b, s)`` masks the encoder output."""
-        x = self.decoder_hidden_states(
+        return self.logits(self.decoder_hidden_states(
             decoder_input_ids, encoder_output, attention_mask, decoder_attention_mask, cache=cache
-        )
+        ))
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """The LM head: vocabulary logits ``(..., v)`` of decoder hidden states ``(..., e)``
+        (generation applies it to the last position only); ``output_scale`` first (T5's tied-head
+        scale, μP's multiplier)."""
         if self.output_scale != 1.0:
-            x = x * self.output_scale
-        return softcap(self.lm_head(x), self.config.logit_softcap)
+            hidden = hidden * self.output_scale
+        return softcap(self.vocab_projection(hidden), self.config.logit_softcap)
 
     def decoder_hidden_states(
         self,

@@ -19,20 +19,22 @@ import torch.nn.functional as F
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch import Tensor, nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
 from zoo.checkpoints import TASK_KEY, CheckpointError, check_tokenizer, load_checkpoint, run_checkpoint, task_class
+from zoo.data.tokenizers import Tokenizer
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
 from zoo.models.registry import Family, family_of
 from zoo.tasks.losses import token_cross_entropy
+from zoo.tasks.metrics import BitsPerByte
 from zoo.tasks.optimizers import (
     MuonConfig,
     OptimizerName,
     build_optimizer,
     check_optimizer,
-    decay_groups,  # noqa: F401 - zoo.compare and benchmarks import it from here
     fused_adamw,
     parameter_groups,
 )
@@ -138,8 +140,9 @@ class LanguageModelTask(L.LightningModule):
     family: ClassVar[Family]  # from zoo.models.registry; model_class and config_class follow from it
     model_class: ClassVar[type[ZooModel]]
     config_class: ClassVar[type[TransformerConfig]]
-    # The training loss; zoo.speed.CompileModel swaps in its compiled form on the instance.
-    loss_fn: Callable[..., Tensor] = staticmethod(token_cross_entropy)
+    # Methods zoo.speed.CompileModel replaces on the instance with their torch.compile'd form: the
+    # whole step (model, output head and loss) in one graph wherever the objective allows it.
+    compile_units: ClassVar[tuple[str, ...]] = ("forward_loss",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -213,10 +216,20 @@ class LanguageModelTask(L.LightningModule):
         """As ``logits_and_labels``, with row i of both belonging to sequence i of the batch."""
         return self.logits_and_labels(batch)
 
-    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+    def forward_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, logits, labels)`` of a batch: the model, its output head and the loss — the whole
+        of a step's model computation, which ``--compile.enabled`` compiles as one graph (on a CPU a
+        vocabulary head left eager outside the compiled stacks ran its bf16 matmul 6x slower than
+        inside a graph). The logits come back detached, for the metrics: an output that required
+        grad would make the compiled backward take a zero gradient for all of them.
+        """
         logits, labels = self.logits_and_labels(batch)
         # float32 loss without a float32 copy of the logits (zoo.tasks.losses: a third of a bf16 step).
-        loss = self.loss_fn(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        loss = token_cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        return loss, logits.detach(), labels
+
+    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+        loss, logits, labels = self.forward_loss(batch)
         batch_size = labels.shape[0]
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train",
                  batch_size=batch_size, sync_dist=stage != "train")
@@ -224,9 +237,11 @@ class LanguageModelTask(L.LightningModule):
         # argmax cost a tenth of a step (torch.profiler); validation and test keep every metric.
         if stage != "train":
             metrics = getattr(self, f"{stage}_metrics")
-            logits = logits.detach().float()
+            logits = logits.float()
             metrics["perplexity"].update(logits, labels)  # wants (b, t, v)
             metrics["accuracy"].update(logits.flatten(0, 1), labels.flatten())  # wants (n, v)
+            if "bpb" in metrics:
+                metrics["bpb"].update(logits, labels)
             self.log_dict({f"{stage}_{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
                           batch_size=batch_size)
         aux = self.model.aux_loss()  # mixture-of-experts load balancing, weighted; None without experts
@@ -238,10 +253,21 @@ class LanguageModelTask(L.LightningModule):
         return loss
 
     def setup(self, stage: str) -> None:
-        """Refuse data longer than a learned position table before any step runs."""
-        data_len = getattr(self.trainer.datamodule, "max_seq_len", None) if self._trainer is not None else None
+        """Refuse data longer than a learned position table before any step runs; add the metrics
+        that need the data's tokenizer."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        data_len = getattr(datamodule, "max_seq_len", None)
         if data_len is not None:
             self.config.check_sequence_length(data_len, "data max_seq_len")
+        tokenizer = getattr(datamodule, "tokenizer", None)
+        if tokenizer is not None:
+            for metrics in (self.val_metrics, self.test_metrics):
+                metrics.update(self.text_metrics(tokenizer))
+
+    def text_metrics(self, tokenizer: Tokenizer) -> dict[str, Metric]:
+        """Validation and test metrics that read the data's tokenizer: bits per byte of the scored
+        tokens (``zoo.tasks.metrics.BitsPerByte``: comparable across tokenizers)."""
+        return {"bpb": BitsPerByte(tokenizer.token_byte_lengths())}
 
     def configure_model(self) -> None:
         """Shard with FSDP2 when the strategy provides a device mesh (``zoo.strategies.FSDP2``,
@@ -388,7 +414,7 @@ def apply_optimizer_changes(checkpoint: dict[str, Any], hparams: Mapping[str, An
 
 def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:
     """One line naming every config field in which a checkpoint (``saved``) and the model differ."""
-    runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
+    runtime_only = ("dropout", "attn_implementation", "preset")  # may differ between training and evaluation
     differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in runtime_only]
     if differing:
         details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)
