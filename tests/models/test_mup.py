@@ -123,8 +123,6 @@ def test_classifier_logits_carry_the_output_multiplier():
     task = BertClassifier(config, labels=["a", "b", "c"]).eval()
     ids = random_ids(2, 10)
     mask = torch.ones_like(ids, dtype=torch.bool)
-    from zoo.models.heads import sequence_features
-
-    features = sequence_features(task.model, ids, mask)
+    features = task.format.features(task.model, ids, mask, task.pooling)
     expected = features * 0.25 @ task.head.classifier.weight.T + task.head.classifier.bias
     torch.testing.assert_close(task(ids, mask), expected)
