@@ -562,6 +562,7 @@ _SILENT = ("ckpt_path", "config", "run.", "trainer.logger", "trainer.callbacks",
            "model.init_args.pretrained")
 #: What the model and data are: a resume that changes them is not a resume, and is refused.
 _REFUSED = ("model.class_path", "model.init_args.config.", "model.init_args.adapter", "model.init_args.freeze",
+            "model.init_args.optimizer",  # the saved optimizer state is another optimizer's
             "model.init_args.labels", "model.init_args.num_labels", "model.init_args.pooling",
             "data.class_path", "data.init_args.")
 #: ... except these, which change how, not what, it trains.
