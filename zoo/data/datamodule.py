@@ -75,6 +75,7 @@ from zoo.data.tokenizers import (
     load_tokenizer,
     tokenizer_state,
 )
+from zoo.files import file_identity
 
 Objective = Literal["mlm", "clm", "span"]
 Split = Literal["train", "validation"]
@@ -170,6 +171,17 @@ class BlockPermutation:
             x[outside] = self._encrypt(x[outside])
             outside = x >= np.uint64(self.n)
         return x.astype(np.int64)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A data loader worker ignores SIGINT and SIGTERM: a signal to the whole process group (Ctrl+C in a
+    terminal, SLURM's scancel) would otherwise kill the workers, and the training process would crash on
+    its next batch instead of stopping cleanly after the step (``zoo.callbacks.GracefulStop``). The
+    workers still end with the training process (PyTorch's watchdog, and shutdown)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class SeededSampler(DistributedSampler):
@@ -723,6 +735,7 @@ class TextDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            worker_init_fn=ignore_stop_signals,
         )
 
     def train_dataloader(self) -> StatefulDataLoader:
@@ -739,6 +752,7 @@ class TextDataModule(L.LightningDataModule):
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
                 pin_memory=torch.cuda.is_available(),
+                worker_init_fn=ignore_stop_signals,
             )
 
     def val_dataloader(self) -> DataLoader:
@@ -759,14 +773,36 @@ class TextDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must agree on with the data — the tokenizer (carried whole, as bytes) and
         its size — and which corpus it was trained on (``corpus_key``: files, split and settings)."""
-        return {**tokenizer_state(self.tokenizer, self.tokenizer_file), "corpus_key": self._corpus_key()}
+        return {**tokenizer_state(self.tokenizer, self.tokenizer_file), "corpus_key": self._corpus_key(),
+                "data_files": self.data_identity()}
+
+    def data_identity(self) -> list[dict[str, Any]]:
+        """Each data file's split, path, size and SHA-256 (``zoo.files.file_identity``), computed once: what
+        a resume checks to notice that the files changed under the same names."""
+        if getattr(self, "_identity", None) is None:
+            files = self._files or {}
+            self._identity = [{"split": split, **file_identity(path)} for split, paths in sorted(files.items())
+                              for path in paths]
+        return self._identity
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint whose tokenizer differs from this data's.
 
         Raises:
-            ValueError: Fingerprint or vocabulary size differ; the message names both values.
+            ValueError: Fingerprint or vocabulary size differ, or the data files' contents (the message
+                names what differs).
         """
+        saved_files = state_dict.get("data_files")
+        if saved_files is not None:
+            before = [(f["split"], f["sha256"]) for f in saved_files]
+            now = [(f["split"], f["sha256"]) for f in self.data_identity()]
+            if before != now:
+                pairs = zip(saved_files, self.data_identity(), strict=False)
+                differing = (f"{a['path']} (then {a['bytes']} bytes)" for a, b in pairs if a["sha256"] != b["sha256"])
+                changed = next(differing, f"{len(saved_files)} file(s) then, {len(now)} now")
+                raise ValueError(f"the checkpoint was trained on other data than this run reads: {changed} changed; "
+                                 "a resume continues on the same data (to train these weights on this data, start a "
+                                 "new run from them with --model.init_args.pretrained)")
         fingerprint = state_dict.get("tokenizer_fingerprint")
         vocab_size = state_dict.get("vocab_size")
         if fingerprint == self.tokenizer_fingerprint and vocab_size == self.vocab_size:

@@ -20,7 +20,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from zoo.data.datamodule import SeededSampler, writable_cache_dir
+from zoo.data.datamodule import SeededSampler, ignore_stop_signals, writable_cache_dir
 from zoo.data.records import BadRecords, check_bad_records
 from zoo.data.splits import assign_splits
 from zoo.data.tokenizers import (
@@ -248,7 +248,8 @@ class FineTuneDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         return DataLoader(self._indexed(split), batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=self._collator(self.shape()), num_workers=self.num_workers)
+                          collate_fn=self._collator(self.shape()), num_workers=self.num_workers,
+                          worker_init_fn=ignore_stop_signals)
 
     def _indexed(self, split: str) -> list[tuple[int, Any]]:
         # Each example carries its position, so predictions can say which example they score.
@@ -262,7 +263,8 @@ class FineTuneDataModule(L.LightningDataModule):
         world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         return StatefulDataLoader(_ByIndex(examples), batch_size=self.batch_size,
                                   sampler=SeededSampler(examples, num_replicas=world_size, rank=rank, seed=self.seed),
-                                  collate_fn=self._collator(self.shape()), num_workers=self.num_workers)
+                                  collate_fn=self._collator(self.shape()), num_workers=self.num_workers,
+                                  worker_init_fn=ignore_stop_signals)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("validation")
