@@ -13,7 +13,7 @@ Two tables, each setting timed in alternating rounds in one process (median):
    ``zoo_before``), a float32 copy of the logits for the loss, torchmetrics perplexity and accuracy
    on every training step, for-loop AdamW; "eager"
    and "compiled" are the step now (``token_cross_entropy``, fused AdamW, loss-only training logs;
-   ``--compile.enabled true`` adds ``compile_model`` and the compiled loss). On a CPU training keeps
+   ``--compile.enabled true`` adds ``compile_model`` and the whole step compiled). On a CPU training keeps
    the dense bias, since this torch has no FlexAttention backward there; on a GPU it takes FlexAttention.
 
 3. **Training attention** (forward + backward of the attention op alone, causal and bidirectional, bf16, 4 heads of
@@ -52,7 +52,7 @@ from zoo.blocks.flex import document_ids, flex_available, stack_flex_masks
 from zoo.blocks.sdpa import sdpa_attention
 from zoo.models import GPT, T5, GPTConfig, T5Config
 from zoo.speed import compile_model
-from zoo.tasks.losses import compiled_token_cross_entropy, token_cross_entropy
+from zoo.tasks.losses import token_cross_entropy
 
 # The zoo as issue 13 found it: the last commit before the speed work (compile, losses, FlexAttention).
 BEFORE = "f4ea021"
@@ -210,17 +210,20 @@ def training_steps(family: str, seq_len: int, batch: int, precision: str, before
 
     def now(compiled: bool) -> Callable[[], None]:
         model = build()
-        loss_fn = token_cross_entropy
-        if compiled:
-            compile_model(model, dynamic=False)
-            loss_fn = compiled_token_cross_entropy()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
         labels = ids if family == "t5" else shifted
+
+        def step_loss() -> torch.Tensor:
+            return token_cross_entropy(logits_of(model).flatten(0, 1), labels.flatten())
+
+        if compiled:  # as --compile.enabled: the stacks, then the whole step (model, head, loss) as one graph
+            compile_model(model, dynamic=False)
+            step_loss = torch.compile(step_loss, dynamic=False)
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
             with autocast:
-                loss = loss_fn(logits_of(model).flatten(0, 1), labels.flatten())
+                loss = step_loss()
             loss.backward()
             optimizer.step()
 

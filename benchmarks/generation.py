@@ -7,8 +7,12 @@ keeps eos from ending rows early). Runs alternate between the implementations so
 other processes hits both alike; each cell is the median of ``--repeats`` runs. It also checks that
 both produce the same tokens. Prints a markdown table.
 
-    python benchmarks/generation.py                      # 4 layers, width 256, 256 new tokens
-    python benchmarks/generation.py --batch-size 4 --threads 1
+    python benchmarks/generation.py                      # 4 layers, width 256, 256 new tokens, batch 1 and 8
+    python benchmarks/generation.py --batch-sizes 4 --threads 1
+    python benchmarks/generation.py --quick              # 32 new tokens, fewer runs: checks it works
+
+The last lines say ``zoo/transformers generation: ...``: the speed ratio of every cell, cached and
+uncached, per family and batch size.
 
 Needs ``transformers`` (``pip install -e ".[hf]"``); nothing is downloaded.
 """
@@ -72,6 +76,12 @@ def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
 
 def run_family(family: str, args: argparse.Namespace) -> list[dict]:
     hf, zoo = build_models(family, args)
+    return [row for batch_size in args.batch_sizes for row in run_batch(family, hf, zoo, batch_size, args)]
+
+
+def run_batch(family: str, hf: torch.nn.Module, zoo: torch.nn.Module, batch_size: int, args: argparse.Namespace
+              ) -> list[dict]:
+    args = argparse.Namespace(**{**vars(args), "batch_size": batch_size})
     ids, mask = prompts(args, family)
     n = args.new_tokens
     options = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=1)
@@ -96,28 +106,43 @@ def run_family(family: str, args: argparse.Namespace) -> list[dict]:
         same = torch.equal(outputs["transformers"], outputs["zoo"])
         for name, values in times.items():
             rows.append({
-                "family": family, "implementation": name, "cache": cache, "same": same,
+                "family": family, "batch": batch_size, "implementation": name, "cache": cache, "same": same,
                 "tokens_per_s": args.batch_size * n / statistics.median(values),
             })
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    def find(family: str, name: str, cache: bool) -> float:
-        return next(r["tokens_per_s"] for r in rows if (r["family"], r["implementation"], r["cache"]) ==
-                    (family, name, cache))
+    def find(family: str, batch: int, name: str, cache: bool) -> float:
+        return next(r["tokens_per_s"] for r in rows if (r["family"], r["batch"], r["implementation"], r["cache"]) ==
+                    (family, batch, name, cache))
 
     lines = [
-        "| model | implementation | KV cache | tokens/s | zoo / transformers | cached / uncached | same tokens |",
-        "|---|---|---|---:|---:|---:|---|",
+        "| model | batch | implementation | KV cache | tokens/s | zoo / transformers | cached / uncached "
+        "| same tokens |",
+        "|---|---:|---|---|---:|---:|---:|---|",
     ]
     for r in rows:
-        family, name, cache = r["family"], r["implementation"], r["cache"]
-        vs_hf = f"{find(family, 'zoo', cache) / find(family, 'transformers', cache):.2f}×" if name == "zoo" else ""
-        speedup = f"{find(family, name, True) / find(family, name, False):.2f}×" if cache else ""
-        lines.append(f"| {family} | {name} | {'yes' if cache else 'no'} | {r['tokens_per_s']:.1f} | {vs_hf} | "
-                     f"{speedup} | {'yes' if r['same'] else 'NO'} |")
+        family, batch, name, cache = r["family"], r["batch"], r["implementation"], r["cache"]
+        vs_hf = (f"{find(family, batch, 'zoo', cache) / find(family, batch, 'transformers', cache):.2f}×"
+                 if name == "zoo" else "")
+        speedup = f"{find(family, batch, name, True) / find(family, batch, name, False):.2f}×" if cache else ""
+        lines.append(f"| {family} | {batch} | {name} | {'yes' if cache else 'no'} | {r['tokens_per_s']:.1f} "
+                     f"| {vs_hf} | {speedup} | {'yes' if r['same'] else 'NO'} |")
     return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    """``zoo/transformers generation: gpt b1 cached 2.10× uncached 1.05×, ...``: every cell's ratio."""
+    cells = []
+    for r in rows:
+        if r["implementation"] != "zoo":
+            continue
+        hf = next(o["tokens_per_s"] for o in rows if o["implementation"] == "transformers" and
+                  (o["family"], o["batch"], o["cache"]) == (r["family"], r["batch"], r["cache"]))
+        cells.append(f"{r['family']} b{r['batch']} {'cached' if r['cache'] else 'uncached'} "
+                     f"{r['tokens_per_s'] / hf:.2f}×")
+    return "zoo/transformers generation: " + ", ".join(cells)
 
 
 def main() -> None:
@@ -128,12 +153,18 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--prompt-len", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell with the cache (median)")
-    parser.add_argument("--uncached-repeats", type=int, default=3, help="timed runs per cell without the cache")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--new-tokens", type=int, default=None, help="default 256 (--quick: 32)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per cell with the cache (median; "
+                        "default 5, --quick 2)")
+    parser.add_argument("--uncached-repeats", type=int, default=None, help="timed runs per cell without the cache "
+                        "(default 3, --quick 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--quick", action="store_true", help="a fast pass that checks the benchmark runs")
     args = parser.parse_args()
+    args.new_tokens = args.new_tokens or (32 if args.quick else 256)
+    args.repeats = args.repeats or (2 if args.quick else 5)
+    args.uncached_repeats = args.uncached_repeats or (1 if args.quick else 3)
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers.utils import logging
@@ -141,10 +172,15 @@ def main() -> None:
     logging.set_verbosity_error()
     torch.manual_seed(0)
     rows = [row for family in args.families for row in run_family(family, args)]
-    print(f"greedy, {args.new_tokens} new tokens, batch {args.batch_size}, prompts up to {args.prompt_len} "
-          f"tokens; {args.layers} layers, width {args.hidden}, {args.heads} heads, vocab {args.vocab_size}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    import transformers
+
+    print(f"greedy, {args.new_tokens} new tokens, batch {' and '.join(map(str, args.batch_sizes))}, prompts up to "
+          f"{args.prompt_len} tokens; {args.layers} layers, width {args.hidden}, {args.heads} heads, vocab "
+          f"{args.vocab_size}; torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"{torch.get_num_threads()} threads\n")
     print(markdown(rows))
+    print()
+    print(summary(rows))
 
 
 if __name__ == "__main__":

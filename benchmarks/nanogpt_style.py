@@ -1,7 +1,8 @@
 """Training speed against a nanoGPT-style GPT-2: the same shape written the way nanoGPT writes it
 (plain PyTorch modules, one fused qkv projection, ``F.scaled_dot_product_attention(is_causal=True)``,
 tied head, ``F.cross_entropy`` inside ``forward``, the whole model under ``torch.compile``) against
-the zoo's GPT with ``--compile.enabled`` (``compile_model`` and the compiled loss). Both train with
+the zoo's GPT with ``--compile.enabled`` (``compile_model``, then the whole step — model, head and
+loss — under ``torch.compile``, as ``CompileModel`` compiles a task's ``forward_loss``). Both train with
 fused AdamW, bf16 autocast or float32, in alternating rounds in one process; the table gives
 tokens/s, the ratio and both parameter counts (equal: the same architecture). Both run under the
 allocator setting of the ``zoo`` command (``zoo.speed.reuse_freed_memory``).
@@ -22,7 +23,7 @@ from torch import nn
 
 from zoo.models import GPT, GPTConfig
 from zoo.speed import compile_model, reuse_freed_memory
-from zoo.tasks.losses import compiled_token_cross_entropy
+from zoo.tasks.losses import token_cross_entropy
 
 
 class NanoBlock(nn.Module):
@@ -70,9 +71,8 @@ def cell(args: argparse.Namespace, seq_len: int, precision: str) -> str:
     zoo = GPT(GPTConfig(vocab_size=args.vocab_size, embed_dim=args.hidden, num_layers=args.layers,
                         num_heads=args.heads, max_seq_len=seq_len, dropout=0.0, activation="gelu_tanh"))
     compile_model(zoo, dynamic=False)
-    cross_entropy = compiled_token_cross_entropy()
-    losses = {"nanoGPT-style": lambda: nano(ids, labels),
-              "zoo": lambda: cross_entropy(zoo(ids).flatten(0, 1), labels.flatten())}
+    zoo_step = torch.compile(lambda: token_cross_entropy(zoo(ids).flatten(0, 1), labels.flatten()), dynamic=False)
+    losses = {"nanoGPT-style": lambda: nano(ids, labels), "zoo": zoo_step}
     models = {"nanoGPT-style": nano, "zoo": zoo}
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=1e-4, fused=True) for name, m in models.items()}
 

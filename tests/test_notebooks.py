@@ -2,7 +2,8 @@
 
 Each notebook must draw at least one PNG plot, run its "what we saw" cell (tagged ``verdict``, whose
 markdown is computed from the run), and end by printing a ``RESULTS {...}`` line of finite numbers;
-``CHECKS`` below then asserts something specific about each one's results.
+``CHECKS`` below then asserts something specific about each one's results. The line carries the code's
+provenance, and the claim and headline that ``notebooks/run.py --table`` puts in the README.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ pytest.importorskip("ipykernel")
 from zoo.analysis.notebook import read_results  # noqa: E402
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-VERDICTS = {"held", "did not hold", "mixed"}
+VERDICTS = {"held", "did not hold", "mixed", "inconclusive"}
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +156,8 @@ def test_notebook(path, monkeypatch, tmp_path):
     text = "".join(o.get("text", "") for o in notebook.cells[-1].get("outputs", []))
     results = read_results(text)
     assert all(math.isfinite(n) for n in numbers(results))
+    assert results["provenance"]["zoo_fingerprint"] and results["headline"]  # the README table's row
     if path.stem != "00_quickstart":
-        assert results["verdict"] in VERDICTS
+        assert results["claim"] and results["verdict"] in VERDICTS
         assert results["verdict"] in markdown[0]  # the verdict shown is the verdict reported
     CHECKS[path.stem](results)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 import yaml
-from jsonargparse import ArgumentError
+from jsonargparse import ArgumentError, Namespace
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -39,6 +39,7 @@ from zoo.callbacks import (
     use_atomic_checkpoints,
 )
 from zoo.checkpoints import load_checkpoint, run_checkpoint, task_class
+from zoo.models.config import PRESETS, resolve_preset
 from zoo.runs import (
     RESUME_KEYWORDS,
     RUN_DIR_ENV,
@@ -170,6 +171,28 @@ class ZooCLI(LightningCLI):
                 isinstance(c, ProgressBar) for c in [*given, *callbacks]):
             callbacks = [*callbacks, progress_bar()]
         return super()._instantiate_trainer(config, callbacks)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then give a model config's ``preset`` (``zoo.models.config.PRESETS``) its meaning:
+        its values become the parser's defaults for that config and the arguments are parsed again,
+        so every field given in a YAML file or on the command line wins and only the others take the
+        preset's values (``--print_config`` prints the result)."""
+        if isinstance(args, (dict, Namespace)):
+            return super().parse_arguments(parser, args)
+        argv = list(sys.argv[1:] if args is None else args)
+        self.config = parser.parse_args([a for a in argv if not a.startswith("--print_config")])
+        subcommand = self.config.get("subcommand")
+        model = (self.config[subcommand] if subcommand else self.config).get("model")
+        preset = model.get("init_args", {}).get("config", {}).get("preset") if isinstance(model, Namespace) else None
+        if preset is not None:
+            self._parser(subcommand).set_defaults(
+                {"model": {"class_path": model.class_path, "init_args": {"config": PRESETS[preset]}}})
+        if preset is not None or any(a.startswith("--print_config") for a in argv):
+            self.config = parser.parse_args(argv)  # --print_config prints here
+        if preset is not None:
+            config = (self.config[subcommand] if subcommand else self.config).model.init_args.config
+            for key, value in resolve_preset(_import_class(model.class_path).config_class, config.as_dict()).items():
+                config[key] = value
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         if self.parser_class is LightningArgumentParser:

@@ -19,9 +19,8 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from zoo.blocks.feed_forward import ACTIVATIONS
-from zoo.data.objectives import IGNORE_INDEX
 from zoo.models.config import TransformerConfig
-from zoo.models.registry import family_of
+from zoo.tasks.formats import format_of
 
 
 def attention_flops(c: TransformerConfig, t: int, s: int, *, cross: bool = False) -> int:
@@ -64,7 +63,7 @@ def forward_flops(
     """Forward FLOPs of a whole model on a batch.
 
     Args:
-        c: The model config; its class decides the family (encoder, decoder, encoder-decoder).
+        c: The model config; its family's shape (``zoo.tasks.formats``) decides the stacks and head.
         batch_size: ``b``.
         seq_len: Input length: tokens of the encoder or decoder stack (``s`` for T5).
         target_len: Decoder length of an encoder-decoder (``t``).
@@ -72,24 +71,12 @@ def forward_flops(
             objective runs its head only on masked positions.
         lm_head: Count the vocabulary head; False for a classifier, whose small label head is left out.
     """
-    shape = family_of(c).shape
-    e, v = c.embed_dim, c.vocab_size
-    if shape == "encoder-decoder":
-        if target_len is None:
-            raise ValueError("forward_flops: an encoder-decoder needs target_len (the decoder length)")
-        decoder_layers = getattr(c, "num_decoder_layers", None) or c.num_layers
-        body = stack_flops(c, c.num_layers, seq_len) + stack_flops(c, decoder_layers, target_len, context=seq_len)
-        positions = batch_size * target_len
-    else:
-        body = stack_flops(c, c.num_layers, seq_len)
-        positions = batch_size * seq_len
+    layout = format_of(c)
+    body = sum(stack_flops(c, layers, t, context) for layers, t, context in layout.stacks(c, seq_len, target_len))
     if not lm_head:
         return batch_size * body
-    n = positions if scored is None else scored
-    head = 2 * n * e * v
-    if shape == "encoder":
-        head += 2 * n * e * e  # BERT's MLM head transforms each position (dense e×e) before the vocabulary
-    return batch_size * body + head
+    n = batch_size * layout.head_positions(seq_len, target_len) if scored is None else scored
+    return batch_size * body + n * layout.head_flops(c)
 
 
 def training_flops(c: TransformerConfig, batch: Mapping[str, Tensor], *, lm_head: bool = True) -> int:
@@ -100,13 +87,8 @@ def training_flops(c: TransformerConfig, batch: Mapping[str, Tensor], *, lm_head
     ``decoder_input_ids`` for an encoder-decoder and ``labels`` (-100 = not scored) for the masked LM.
     ``lm_head=False`` counts the model body only (classifiers).
     """
-    b, s = batch["input_ids"].shape
-    shape = family_of(c).shape
-    target_len = batch["decoder_input_ids"].shape[1] if shape == "encoder-decoder" else None
-    scored = None
-    if lm_head and shape == "encoder" and "labels" in batch:
-        scored = int((batch["labels"] != IGNORE_INDEX).sum())
-    return 3 * forward_flops(c, b, s, target_len=target_len, scored=scored, lm_head=lm_head)
+    b, s, target_len, scored = format_of(c).batch_lengths(batch)
+    return 3 * forward_flops(c, b, s, target_len=target_len, scored=scored if lm_head else None, lm_head=lm_head)
 
 
 def batch_tokens(batch: Mapping[str, Tensor]) -> int:

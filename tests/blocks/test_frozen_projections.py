@@ -46,3 +46,35 @@ def test_generation_after_more_training_uses_the_new_weights():
     fresh.load_state_dict(model.state_dict())
     torch.testing.assert_close(model.eval()(prompt), fresh.eval()(prompt))
     assert torch.equal(generate(model, prompt, max_new_tokens=4), generate(fresh, prompt, max_new_tokens=4))
+
+
+def test_frozen_output_head_is_the_same_product_and_is_freed():
+    """Generation multiplies by the LM head's weight transposed once (faster on a CPU for a few rows);
+    the scores are the head's, and nothing is kept after the block."""
+    from zoo.models.base import frozen_output_head
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, max_seq_len=16, embed_dim=16, num_layers=1, num_heads=2)).eval()
+    hidden = torch.randn(3, 16)
+    with torch.no_grad():
+        expected = model.lm_head(hidden)
+        with frozen_output_head(model):
+            assert model._head_weight_t.shape == (16, 50) and model._head_weight_t.is_contiguous()
+            torch.testing.assert_close(model.vocab_projection(hidden), expected)
+    assert model._head_weight_t is None
+    with frozen_output_head(model):  # with gradients recorded, the module itself runs
+        out = model.vocab_projection(hidden)
+        assert out.grad_fn is not None
+        out.sum().backward()
+    assert model.lm_head.weight.grad is not None
+
+
+def test_frozen_stack_is_the_same_projection():
+    attention = MultiHeadAttention(16, 4, num_kv_heads=2).eval()
+    x = torch.randn(2, 3, 16)
+    with torch.no_grad():
+        expected = attention(x)
+        with frozen_projections(attention):
+            torch.testing.assert_close(attention(x), expected)
+            weight_t, _ = next(iter(attention._stacked.values()))
+            assert weight_t.shape == (16, 16 + 2 * 8) and weight_t.is_contiguous()

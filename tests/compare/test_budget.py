@@ -1,24 +1,32 @@
-"""Matched budgets: sizes land within tolerance, counts are the real ones, FLOPs follow the formula."""
+"""Matched budgets: sizes land within tolerance, counts are the real ones (a mixture of experts counts
+the experts a token runs), and a token or FLOP budget buys the steps zoo.flops says."""
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 
-from zoo.compare import Budget, match_parameters, steps_for_budget
+from zoo.compare import Budget, load_comparison, match_parameters, plan
 from zoo.compare.budget import non_embedding_parameters
-from zoo.compare.modules import SuiteClassification, SuiteSeq2Seq
-from zoo.compare.tasks import task_from_config
+from zoo.data import InstructionDataModule
+from zoo.flops import batch_tokens, training_flops
 from zoo.models.registry import FAMILIES
+from zoo.tasks.classification import CLASSIFIERS
+from zoo.tasks.formats import FORMATS
+
+from .conftest import write_study
 
 BASE = {"vocab_size": 40, "num_layers": 2, "num_heads": 4, "max_seq_len": 64}
 
 
-def matcher(family, num_classes=0):
+def matcher(family, num_classes=0, active=False):
     def make(fields):
         return FAMILIES[family].make_config(**fields)
 
     def count(config):
-        return non_embedding_parameters(family, config, num_classes)
+        return non_embedding_parameters(family, config, num_classes, active=active)
 
     return make, count
 
@@ -40,8 +48,23 @@ def test_depth_matching_and_classification_heads():
     one_layer = count(make({**fields, "num_layers": 1}))
     config, params = match_parameters(make, count, fields, Budget(params=4 * one_layer, match="num_layers"), "test")
     assert config.num_layers == 4 and params == pytest.approx(4 * one_layer, rel=0.1)
-    module = SuiteClassification("t5", config.to_dict(), _tokenizer(), num_classes=5)
-    assert module.num_parameters() == params  # the 5-way head is counted
+    classifier = CLASSIFIERS["t5"](config, num_labels=5)  # zoo fit's classifier: model and head
+    head = sum(p.numel() for p in classifier.head.parameters())
+    assert classifier.model.num_parameters(exclude_embeddings=True) + head == params
+
+
+def test_a_mixture_of_experts_counts_the_experts_a_token_runs():
+    config = FAMILIES["llama"].make_config(**BASE, embed_dim=32, num_experts=4, experts_per_token=2)
+    model = FAMILIES["llama"].model_class(config)
+    experts = sum(p.numel() for name, p in model.named_parameters() if ".experts." in name)
+    total = non_embedding_parameters("llama", config)
+    assert total == model.num_parameters(exclude_embeddings=True)
+    assert non_embedding_parameters("llama", config, active=True) == total - experts // 2  # 2 of 4 run
+    make, count = matcher("llama", active=True)
+    fields = {**BASE, "num_experts": 4, "experts_per_token": 2}
+    moe, _ = match_parameters(make, count, fields, Budget(params=60_000), "test")
+    dense, _ = match_parameters(make, count, BASE, Budget(params=60_000), "test")
+    assert moe.embed_dim >= dense.embed_dim * 0.8  # matched on active parameters: not starved of width
 
 
 def test_a_budget_no_size_reaches_fails_in_one_line():
@@ -53,34 +76,24 @@ def test_a_budget_no_size_reaches_fails_in_one_line():
     assert "\n" not in message and "entry 'gpt' on task 'copy'" in message and "tolerance 1%" in message
 
 
-def _tokenizer():
-    return task_from_config({"type": "copy", "train_size": 20, "val_size": 4, "test_size": 4}).build(0).tokenizer
-
-
-def test_flops_follow_kaplan_with_an_attention_term():
-    tokenizer = _tokenizer()
-    gpt = SuiteSeq2Seq("gpt", FAMILIES["gpt"].make_config(**{**BASE, "embed_dim": 32}).to_dict(), tokenizer)
-    stack = sum(p.numel() for name, p in gpt.model.decoder.named_parameters() if "absolute_positions" not in name)
-    work = gpt.runner.work("seq2seq", [(3, 3), (5, 5)])  # source [SEP] target </s>: 8 and 12 tokens
-    assert work.tokens == 20
-    assert gpt.flops(work) == 6 * stack * 20 + 6 * 32 * 2 * (8**2 + 12**2)
-
-    t5 = SuiteSeq2Seq("t5", FAMILIES["t5"].make_config(**{**BASE, "embed_dim": 32}).to_dict(), tokenizer)
-    encoder = sum(p.numel() for p in t5.model.encoder.parameters())
-    decoder = sum(p.numel() for p in t5.model.decoder.parameters())
-    work = t5.runner.work("seq2seq", [(3, 5)])  # encoder: source </s> = 4; decoder: <pad> target = 6
-    assert (work.encoder_tokens, work.decoder_tokens) == (4, 6)
-    assert t5.flops(work) == 6 * (encoder * 4 + decoder * 6) + 6 * 32 * 2 * (4**2 + 6**2 + 6 * 4)
-
-
-def test_token_and_flop_budgets_set_the_steps():
-    data = task_from_config({"type": "copy", "train_size": 50, "val_size": 4, "test_size": 4}).build(0)
-    gpt = SuiteSeq2Seq("gpt", FAMILIES["gpt"].make_config(**{**BASE, "embed_dim": 32}).to_dict(), data.tokenizer)
-    lengths = [(len(e["source"]), len(e["target"])) for e in data.examples["train"]]
-    per_example = gpt.runner.work("seq2seq", lengths).tokens / 50
-    steps = steps_for_budget(gpt, data, 10, Budget(tokens=10_000), default=7)
-    assert steps == pytest.approx(10_000 / (10 * per_example), abs=1)
-    assert steps_for_budget(gpt, data, 10, Budget(), default=7) == 7
-    flops_steps = steps_for_budget(gpt, data, 10, Budget(flops=1e9), default=7)
-    per_flop = gpt.flops(gpt.runner.work("seq2seq", lengths)) / 50
-    assert flops_steps == pytest.approx(1e9 / (10 * per_flop), abs=1)
+@pytest.mark.parametrize("budget", [{"tokens": 10_000}, {"flops": 2e8}])
+def test_a_token_or_flop_budget_buys_the_steps_zoo_flops_counts(tmp_path, budget):
+    study = write_study(tmp_path / "budget.yaml", budget=budget,
+                        tasks=[{"type": "copy", "train_size": 50, "val_size": 4, "test_size": 4, "max_len": 5}])
+    t5, gpt = plan(load_comparison(study, output_dir=str(tmp_path / "out")))
+    for run in (t5, gpt):
+        family = FAMILIES[run.entry.family]
+        data = InstructionDataModule(**run.fit_config["data"]["init_args"], shape=family.shape)
+        tok = data.tokenizer
+        config = family.make_config(**run.fit_config["model"]["init_args"]["config"], vocab_size=tok.vocab_size,
+                                    pad_token_id=tok.pad_id, bos_token_id=tok.bos_id, eos_token_id=tok.eos_id)
+        examples = [FORMATS[family.shape](tok).seq2seq([pair]) for pair in data.encoded("train")]
+        tokens = statistics.fmean(batch_tokens(b) for b in examples)  # unpadded, one example at a time
+        flops = statistics.fmean(training_flops(config, b) for b in examples)
+        per_step = 8 * (tokens if "tokens" in budget else flops)  # batch_size 8
+        assert run.steps == math.ceil(next(iter(budget.values())) / per_step)
+        assert run.fit_config["trainer"]["max_steps"] == run.fit_config["model"]["init_args"]["max_steps"] == run.steps
+        assert run.tokens == round(run.steps * 8 * tokens) and run.flops == pytest.approx(run.steps * 8 * flops)
+    # T5 reads source </s> with its encoder and <pad> target with its decoder, GPT source [SEP] target </s>:
+    # as many tokens, but each of T5's passes through one of its two stacks.
+    assert t5.tokens / t5.steps == pytest.approx(gpt.tokens / gpt.steps, rel=1e-3)

@@ -11,6 +11,7 @@ from zoo.blocks.norms import NORMS, NormName
 from zoo.blocks.positions import POSITIONS, PositionName
 from zoo.models import GPT, GPTConfig
 from zoo.models.builders import POSITION_BUILDERS, position_scheme, transformer_stack
+from zoo.models.config import PRESETS, PresetName
 from zoo.models.registry import FAMILIES, family_of, get_family
 from zoo.tasks import LanguageModelTask
 
@@ -47,7 +48,7 @@ def test_each_family_builds_its_model_and_names_its_task(name):
     family = get_family(name)
     config = family.make_config(**TINY)
     assert isinstance(config, family.config_class)
-    for field, value in family.preset.items():
+    for field, value in (PRESETS[family.preset] if family.preset else {}).items():
         assert getattr(config, field) == TINY.get(field, value)  # given fields win over the preset
     model = family.model_class(config)
     assert family_of(model).model_class is family.model_class and not family_of(model).preset
@@ -59,6 +60,23 @@ def test_each_family_builds_its_model_and_names_its_task(name):
 def test_llama_preset_is_the_gpt_family_with_llamas_recipe():
     assert get_family("llama").make_config(**TINY) == GPTConfig.llama(**TINY)
     assert family_of(GPT(GPTConfig.llama(**TINY))).name == "gpt"
+
+
+def test_a_preset_gives_the_fields_left_out_and_every_given_field_wins():
+    llama = PRESETS["llama"]
+    config = GPTConfig.from_dict({"preset": "llama", "embed_dim": 64, "num_kv_heads": 1})
+    assert (config.embed_dim, config.num_kv_heads) == (64, 1)
+    assert all(getattr(config, k) == v for k, v in llama.items() if k != "num_kv_heads")
+    assert config.preset == "llama" and GPTConfig.from_dict(config.to_dict()) == config  # a checkpoint's dict
+    # A given field equal to the family default the preset changes is kept, and the preset is no
+    # longer named (the constructor would read that field as left out).
+    back = GPTConfig.from_dict({"preset": "llama", "bias": True, "num_heads": 4})
+    assert (back.bias, back.num_heads, back.norm, back.preset) == (True, 4, "rmsnorm", None)
+    assert GPTConfig.from_dict(back.to_dict()) == back
+    assert GPTConfig(preset="llama", embed_dim=64) == GPTConfig.llama(embed_dim=64)
+    with pytest.raises(ValueError, match=r"preset='lama' is not one of \['llama'\]"):
+        GPTConfig.from_dict({"preset": "lama"})
+    assert set(get_args(PresetName)) == set(PRESETS)
 
 
 def test_unknown_family_is_one_line():

@@ -19,11 +19,11 @@ from finetune_helpers import (
     train_steps,
 )
 
-from zoo.models.heads import POOLINGS, Pooling
 from zoo.models.registry import FAMILIES
 from zoo.tasks import load_task
 from zoo.tasks.classification import CLASSIFIERS
 from zoo.tasks.finetune import load_pretrained_model
+from zoo.tasks.formats import FORMATS, Pooling
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models gain nothing from threads
 
@@ -80,8 +80,9 @@ def test_head_only_training_changes_only_the_head(family, data_dir):
 def test_a_classifier_learns_the_keyword_task(data_dir):
     dm = data_for("bert", data_dir)
     task = classifier_class("bert")(tiny_config("bert", dm.vocab_size), labels=dm.labels)
-    losses = train_steps(task, dm.train_dataloader(), steps=30, lr=3e-3)
-    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]
+    losses = train_steps(task, dm.train_dataloader(), steps=40, lr=3e-3)
+    # Means of five steps at each end: one step's loss depends on which batch the order put there.
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 
 def test_label_map_round_trips_through_a_checkpoint(data_dir, tmp_path):
@@ -132,6 +133,6 @@ def test_bad_input_fails_in_one_line(data_dir, tmp_path):
 
 
 def test_pooling_names_and_the_poolings_per_shape_stay_in_sync():
-    offered = {name for names in POOLINGS.values() for name in names}
+    offered = {name for layout in FORMATS.values() for name in layout.poolings}
     assert offered | {"auto"} == set(get_args(Pooling))
-    assert set(POOLINGS) == {family.shape for family in FAMILIES.values()}
+    assert set(FORMATS) == {family.shape for family in FAMILIES.values()}

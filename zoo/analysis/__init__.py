@@ -5,11 +5,17 @@
 - ``profiling``: step time, peak memory, KV-cache bytes (computed for a config, measured on a cache).
 - ``scaling``: fit and plot ``L(N) = a·N^-α + c``.
 - ``training``: ``train(task, data, max_steps=...)`` returning a ``History`` of curves.
-- ``stats``: values over seeds, and whether a difference is inside the seed spread.
-- ``plots``: loss curves, bars with seed error bars, attention heatmaps.
-- ``notebook``: the ``ZOO_NOTEBOOK_SCALE`` switch and the ``RESULTS`` line the tests read.
+- ``coordinates``: μP's coordinate check (``coordinate_check``, ``family_coordinate_check``, its plot;
+  ``python -m zoo.analysis.coordinates``).
+- ``transfer``: one point of a learning-rate transfer sweep (``train_at_width``, ``final_val_loss``).
+- ``stats``: paired comparisons over seeds (interval, p-value, Holm, detectable difference, verdict).
+- ``plots``: loss curves, bars from zero with 95 % intervals, paired differences, attention heatmaps; one
+  colour per variant.
+- ``notebook``: the ``ZOO_NOTEBOOK_SCALE`` switch and the ``RESULTS`` line the tests and the README read.
+- ``provenance``: the commit and a fingerprint of ``zoo/`` that every result records.
 
-``training`` and ``plots`` import Lightning; the rest need only torch (``scaling`` needs scipy).
+``training``, ``plots``, ``coordinates`` and ``transfer`` import Lightning; the rest need only torch
+(``scaling``, ``stats`` need scipy).
 """
 
 from zoo.analysis.attention import AttentionMaps, attention_entropy, attention_weights, capture_attention
@@ -23,37 +29,67 @@ from zoo.analysis.metrics import (
     sequence_log_likelihood,
     token_log_probs,
 )
-from zoo.analysis.notebook import notebook_scale, pick, read_results, report, setup_notebook
+from zoo.analysis.notebook import (
+    claim_verdict,
+    notebook_scale,
+    overall_verdict,
+    pick,
+    read_results,
+    report,
+    setup_notebook,
+)
 from zoo.analysis.profiling import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
+from zoo.analysis.provenance import code_fingerprint, provenance
 from zoo.analysis.scaling import PowerLaw, fit_power_law, plot_power_law
-from zoo.analysis.stats import Difference, SeedStats, difference, seed_stats
+from zoo.analysis.stats import (
+    PairedComparison,
+    PairedInterval,
+    SeedStats,
+    StatisticsError,
+    compare_to_baseline,
+    detectable_difference,
+    holm,
+    paired_comparison,
+    seed_stats,
+    seeds_needed,
+)
 
 __all__ = [
     "AttentionMaps",
-    "Difference",
     "LanguageModelScore",
+    "PairedComparison",
+    "PairedInterval",
     "PowerLaw",
     "SeedStats",
     "SequenceScores",
+    "StatisticsError",
     "Timing",
     "attention_entropy",
     "attention_weights",
     "bits_per_byte",
     "cache_nbytes",
     "capture_attention",
-    "difference",
+    "claim_verdict",
+    "code_fingerprint",
+    "compare_to_baseline",
+    "detectable_difference",
     "distinct_n",
     "fit_power_law",
+    "holm",
     "kv_cache_bytes",
     "notebook_scale",
+    "overall_verdict",
+    "paired_comparison",
     "peak_memory_bytes",
     "pick",
     "plot_power_law",
+    "provenance",
     "read_results",
     "repetition_rate",
     "report",
     "score_language_model",
     "seed_stats",
+    "seeds_needed",
     "setup_notebook",
     "sequence_log_likelihood",
     "time_call",

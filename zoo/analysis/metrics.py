@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from zoo.models import BERT, T5
+from zoo.tasks.formats import format_of
 
 
 def _positions(attention_mask: Tensor) -> Tensor:
@@ -36,9 +36,10 @@ def token_log_probs(
     marks it. An encoder-decoder (``T5``) scores ``decoder_input_ids`` (starting with the decoder
     start token, as ``generate`` returns them) given the encoder input ``input_ids``.
     """
-    if isinstance(model, BERT):
+    layout = format_of(model)
+    if not layout.generates:
         raise ValueError("a BERT encoder assigns no left-to-right likelihood; use a GPT or T5 model")
-    if isinstance(model, T5):
+    if layout.separate_target:
         if decoder_input_ids is None:
             raise ValueError("a T5 model scores decoder_input_ids given input_ids; pass decoder_input_ids")
         targets = decoder_input_ids
@@ -86,7 +87,7 @@ def sequence_log_likelihood(
     Tokens equal to ``pad_token_id`` (rows that stopped early are padded with it) are not scored.
     ``attention_mask`` marks left padding of the prompt.
     """
-    if isinstance(model, T5):
+    if format_of(model).separate_target:
         if encoder_input_ids is None:
             raise ValueError("a T5 model needs the source as encoder_input_ids")
         log_probs = token_log_probs(model, encoder_input_ids, encoder_attention_mask, decoder_input_ids=sequences)

@@ -2,8 +2,10 @@
 
 ``ZOO_NOTEBOOK_SCALE`` picks the size: ``quick`` (what the tests run: seconds per notebook) or ``full``
 (the default, what the committed outputs come from: minutes on a 2-core CPU). A notebook writes its
-sizes once as ``pick(quick=..., full=...)``. Its last cell calls ``report(results)``, which prints one
-``RESULTS {...}`` JSON line that ``tests/test_notebooks.py`` reads and checks.
+sizes once as ``pick(quick=..., full=...)``. Its last cell calls ``report(results, claim=..., headline=...)``,
+which prints one ``RESULTS {...}`` JSON line that ``tests/test_notebooks.py`` reads and checks, that
+carries the code's provenance (commit and ``code_fingerprint()`` of ``zoo/``: ``notebooks/run.py --stale``
+compares it with HEAD's), and from which ``notebooks/run.py --table`` writes the README's notebook table.
 """
 
 from __future__ import annotations
@@ -13,12 +15,20 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, TypeVar, get_args
+
+from zoo.analysis.provenance import code_fingerprint, provenance
+from zoo.analysis.stats import VERDICTS, PairedComparison
+
+__all__ = ["ClaimVerdict", "claim_verdict", "code_fingerprint", "notebook_scale", "overall_verdict", "pick",
+           "read_results", "report", "setup_notebook"]
 
 Scale = Literal["quick", "full"]
 SCALE_VARIABLE = "ZOO_NOTEBOOK_SCALE"
 RESULTS_PREFIX = "RESULTS "
+RESERVED = ("claim", "headline", "provenance")  # keys report() adds
+ClaimVerdict = Literal["held", "did not hold", "inconclusive"]
 T = TypeVar("T")
 
 
@@ -60,6 +70,44 @@ def pick(*, quick: T, full: T) -> T:
     return quick if notebook_scale() == "quick" else full
 
 
+def claim_verdict(comparison: PairedComparison, expected: str | Collection[str]) -> ClaimVerdict:
+    """Whether a claim about one paired comparison held.
+
+    Args:
+        comparison: The entry against its baseline (``paired_comparison``).
+        expected: The comparison verdict(s) the claim predicts, e.g. ``"worse"`` for "sinusoidal is worse
+            than learned", or ``{"no detectable difference", "negligible", "better"}`` for "GQA keeps
+            MHA's quality".
+
+    Returns:
+        ``held`` when the comparison's verdict is expected; ``inconclusive`` when the comparison is
+        inconclusive (too few seeds to tell) and the claim did not expect that; else ``did not hold``.
+    """
+    expected = {expected} if isinstance(expected, str) else set(expected)
+    unknown = expected - set(VERDICTS)
+    if unknown:
+        raise ValueError(f"expected verdict(s) {sorted(unknown)} are not among {list(VERDICTS)}")
+    if comparison.verdict in expected:
+        return "held"
+    return "inconclusive" if comparison.verdict == "inconclusive" else "did not hold"
+
+
+def overall_verdict(claims: Sequence[ClaimVerdict | bool]) -> str:
+    """A notebook's verdict from its claims' (a bool is a claim checked without statistics: True held).
+
+    ``held`` / ``did not hold`` / ``inconclusive`` when every claim says so; ``mixed`` when some held and
+    some did not; otherwise (some inconclusive, the rest agreeing) ``inconclusive``.
+    """
+    if not claims:
+        raise ValueError("overall_verdict needs at least one claim")
+    words = {("held" if c else "did not hold") if isinstance(c, bool) else c for c in claims}
+    if not words <= set(get_args(ClaimVerdict)):
+        raise ValueError(f"claims must be True, False or one of {list(get_args(ClaimVerdict))}, got {sorted(words)}")
+    if {"held", "did not hold"} <= words:
+        return "mixed"
+    return words.pop() if len(words) == 1 else "inconclusive"
+
+
 def _check_finite(value: Any, path: str) -> None:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
@@ -78,11 +126,39 @@ def _check_finite(value: Any, path: str) -> None:
     raise TypeError(f"result {path} is a {type(value).__name__}; use numbers, strings, lists and dicts")
 
 
-def report(results: Mapping[str, Any]) -> None:
-    """Print ``RESULTS {json}``: the notebook's headline numbers and verdict, for tests and
-    the README. Every number must be finite: a NaN headline means the experiment needs a look."""
-    _check_finite(dict(results), "results")
-    print(RESULTS_PREFIX + json.dumps(dict(results), sort_keys=True))
+def _headline(template: str, results: Mapping[str, Any]) -> str:
+    try:
+        return template.format_map(results)
+    except (KeyError, IndexError) as missing:
+        raise ValueError(f"headline template {template!r} names {missing}, which the results lack") from None
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"headline template {template!r} does not format the results: {error}") from None
+
+
+def report(results: Mapping[str, Any], *, claim: str | None = None, headline: str | None = None) -> None:
+    """Print ``RESULTS {json}``: the notebook's numbers and verdict, for tests and the README table.
+
+    Every number must be finite: a NaN headline means the experiment needs a look. The line also
+    carries ``provenance`` (commit, ``zoo_fingerprint``, ``zoo_dirty``: see ``zoo.analysis.provenance``).
+
+    Args:
+        results: The numbers (plain JSON values); ``verdict`` for a notebook that tests a claim.
+        claim: The claim under test, in a few words (the README table's "claim" column).
+        headline: A ``str.format`` template over ``results`` for the README's "headline number"
+            column, e.g. ``"learned {val_loss[learned]:.2f} vs sinusoidal {val_loss[sinusoidal]:.2f} nats"``:
+            the table can only quote numbers the results carry.
+    """
+    results = dict(results)
+    clash = [key for key in RESERVED if key in results]
+    if clash:
+        raise ValueError(f"results may not use the key(s) {clash}: report() adds them")
+    _check_finite(results, "results")
+    if claim is not None:
+        results["claim"] = claim
+    if headline is not None:
+        results["headline"] = _headline(headline, results)
+    results["provenance"] = provenance()
+    print(RESULTS_PREFIX + json.dumps(results, sort_keys=True))
 
 
 def read_results(text: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import torch
 
 from zoo.blocks.stack import StackCache
 from zoo.models.config import TransformerConfig
-from zoo.models.registry import family_of
+from zoo.tasks.formats import format_of
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,7 @@ def kv_cache_bytes(
     Raises:
         ValueError: For an encoder-only config (BERT decodes nothing), or a negative length.
     """
-    family = family_of(config)
-    if family.shape == "encoder":
+    if not format_of(config).generates:
         raise ValueError(f"{type(config).__name__} is encoder-only: it has no KV cache")
     if seq_len < 0 or context_len < 0 or batch_size < 1:
         raise ValueError(f"seq_len={seq_len}, context_len={context_len} must be >= 0, batch_size={batch_size} >= 1")

@@ -1,8 +1,10 @@
 """``zoo compare``: train families or ablation variants on tasks under a matched budget and write a
-results table and plots (see ``zoo.compare`` for the file format).
+results table and plots (see ``zoo.compare`` for the file format); every run is a ``zoo fit`` run.
 
-    zoo compare --config configs/compare/seq2seq_families.yaml
+    zoo compare --config configs/compare/seq2seq_families.yaml --jobs 2
     zoo compare --config configs/compare/lm_ablations.yaml --scale 2 --set train.batch_size=64
+    zoo compare --config configs/compare/lm_modern.yaml --dry-run
+    zoo compare --config configs/compare/lm_modern.yaml --launcher slurm --jobs 16 --slurm timeout_min=60
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+import yaml
+
 from zoo.compare import load_comparison, run_comparison
+from zoo.compare.launch import check_launcher
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoo compare",
-        description="Compare architectures on tasks: same data, tokenizer and budget for every entry, several seeds; "
-        "writes results.{jsonl,csv,json,md} and plots/ to the output directory, and resumes an interrupted run.",
+        description="Compare architectures on tasks: same data, tokenizer and budget for every entry, several seeds. "
+        "Every run is a zoo fit run in its own directory (<output-dir>/runs/<task>/<entry>/seed<k>, with the fit.yaml "
+        "that retrains it alone); results.{csv,json,md} and plots/ are drawn from them. Rerunning the command skips "
+        "finished runs and resumes stopped ones.",
     )
     parser.add_argument("--config", required=True, help="comparison YAML (see configs/compare/)")
     parser.add_argument("--scale", type=float, default=1.0,
@@ -27,18 +34,39 @@ def build_parser() -> argparse.ArgumentParser:
                         "(repeatable; values are YAML)")
     parser.add_argument("--seeds", type=int, nargs="+", help="replace the file's seeds")
     parser.add_argument("--output-dir", help="where results go (default: the file's output_dir)")
-    parser.add_argument("--fresh", action="store_true", help="ignore earlier results and train everything again")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete what the runs' directories hold and train them again")
     parser.add_argument("--dry-run", action="store_true",
-                        help="check the file and print each run's size; train nothing")
+                        help="check the file and print each run and its size (parameters, steps, tokens, FLOPs); "
+                        "train nothing")
+    parser.add_argument("--only", nargs="+", default=[], metavar="GLOB",
+                        help="train only the runs named <task>/<entry>/seed<k> that match, e.g. 'copy/*' or '*/gpt/*'")
+    parser.add_argument("--launcher", default="local", help="local (processes on this machine) or slurm (a job "
+                        "array through submitit)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once (local: each with the study's "
+                        "train.threads CPU threads, default 1; null shares the cores among them. slurm: the array's "
+                        "parallelism)")
+    parser.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                        help="a submitit executor parameter for --launcher slurm, e.g. timeout_min=60, "
+                        "slurm_partition=gpu, gpus_per_node=1 (repeatable; cluster=local runs through "
+                        "submitit's local executor)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a comparison; bad input raises ``ValueError`` (``zoo`` prints it as one line)."""
     args = build_parser().parse_args(argv)
+    check_launcher(args.launcher, args.jobs)
+    slurm = {}
+    for item in args.slurm:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--slurm {item!r}: expected KEY=VALUE, e.g. timeout_min=60")
+        slurm[key] = yaml.safe_load(value)
     comparison = load_comparison(args.config, overrides=args.set, scale=args.scale, output_dir=args.output_dir,
                                  seeds=args.seeds)
-    run_comparison(comparison, fresh=args.fresh, dry_run=args.dry_run)
+    run_comparison(comparison, fresh=args.fresh, dry_run=args.dry_run, only=args.only, launcher=args.launcher,
+                   jobs=args.jobs, slurm=slurm)
     return 0
 
 

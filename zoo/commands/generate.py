@@ -24,14 +24,17 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from zoo.checkpoints import CheckpointError, check_tokenizer, checkpoint_tokenizer, data_record, load_checkpoint
 from zoo.data.tokenizers import BOS, CLS, EOS, MASK, PAD, SEP, Tokenizer, load_tokenizer
-from zoo.generation import fill_mask, generate
+from zoo.generation import fill_mask
 from zoo.models import BERT, GPT, T5
+
+if TYPE_CHECKING:
+    from zoo.tasks.formats import Format
 
 MASK_MARKER = MASK
 SENTINEL_MARKER = re.compile(r"<extra_id_(\d+)>")
@@ -170,11 +173,6 @@ def token_text(tokenizer: Tokenizer, token_id: int) -> str:
     return names.get(token_id) or tokenizer.decode([token_id])
 
 
-def until_eos(ids: Sequence[int], eos_id: int) -> list[int]:
-    ids = list(ids)
-    return ids[: ids.index(eos_id)] if eos_id in ids else ids
-
-
 def one_line(text: str) -> str:
     """Escape what would break one-completion-per-line output (reversibly)."""
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
@@ -185,61 +183,48 @@ def batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(ids, attention_mask)`` of ``rows`` padded to the longest (left for decoders)."""
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, row in enumerate(rows):
-        columns = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[i, columns] = torch.tensor(row, dtype=torch.long)
-        mask[i, columns] = 1
-    return ids, mask
-
-
 # ---------------------------------------------------------------------------------------------
 # The two modes
 
 
 def complete(model: GPT | T5, tokenizer: Tokenizer, prompts: list[str], args: argparse.Namespace) -> None:
-    is_decoder = isinstance(model, GPT)
+    from zoo.tasks.formats import format_of  # imports Lightning: after the arguments are checked
+
+    layout = format_of(model)(tokenizer)
     generator = torch.Generator(device=args.device).manual_seed(args.seed) if args.seed is not None else None
     options = dict(
-        max_new_tokens=args.max_new_tokens, min_new_tokens=args.min_new_tokens, do_sample=args.do_sample,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,
-        length_penalty=args.length_penalty, use_cache=not args.no_cache,
-        crop_context=args.crop_context,
-        eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id,
+        min_new_tokens=args.min_new_tokens, do_sample=args.do_sample, temperature=args.temperature,
+        top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams, length_penalty=args.length_penalty,
+        use_cache=not args.no_cache, crop_context=args.crop_context, generator=generator,
     )
     for chunk in batches(prompts, args.batch_size):
-        if is_decoder and args.instruction:  # InstructionDataModule's format: prompt [SEP], then the answer
-            rows = [tokenizer.encode(text) + [tokenizer.sep_id] for text in chunk]
-        elif is_decoder:
-            # Training blocks are documents separated by eos, so an empty prompt starts after one.
-            rows = [tokenizer.encode(text) or [tokenizer.eos_id] for text in chunk]
-        else:
-            rows = [encode_with_markers(tokenizer, text, SENTINEL_MARKER, lambda m: sentinel_id(tokenizer, m))
-                    + [tokenizer.eos_id] for text in chunk]
-        ids, mask = pad(rows, tokenizer.pad_id, left=is_decoder)
-        out = generate(model, ids, mask, generator=generator, **options)
-        new = out[:, ids.shape[1]:] if is_decoder else out[:, 1:]
-        for text, row in zip(chunk, new.tolist(), strict=True):
-            completion = decode_with_sentinels(tokenizer, until_eos(row, tokenizer.eos_id))
+        rows = [layout.prompt(encode(tokenizer, text, layout), instruction=args.instruction) for text in chunk]
+        for text, row in zip(chunk, layout.generate(model, rows, args.max_new_tokens, **options), strict=True):
+            completion = decode_with_sentinels(tokenizer, row)
             print(json.dumps({"prompt": text, "completion": completion}) if args.jsonl else one_line(completion))
 
 
+def encode(tokenizer: Tokenizer, text: str, layout: Format) -> list[int]:
+    """A prompt's ids; ``<extra_id_i>`` markers become sentinels where the format reads them (T5)."""
+    if layout.reads_sentinels:
+        return encode_with_markers(tokenizer, text, SENTINEL_MARKER, lambda m: sentinel_id(tokenizer, m))
+    return tokenizer.encode(text)
+
+
 def fill_masks(model: BERT, tokenizer: Tokenizer, prompts: list[str], args: argparse.Namespace) -> None:
+    from zoo.tasks.formats import format_of
+
+    layout = format_of(model)(tokenizer)
     top_k = args.top_k if args.top_k is not None else 5
     for text in prompts:
         if MASK_MARKER not in text:
             raise ValueError(f"fill-mask prompt {text!r} has no {MASK_MARKER}; put {MASK_MARKER} where a token "
                              "should be predicted")
     for chunk in batches(prompts, args.batch_size):
-        rows = [[tokenizer.cls_id,
-                 *encode_with_markers(tokenizer, text, re.compile(re.escape(MASK_MARKER)), lambda m: tokenizer.mask_id),
-                 tokenizer.sep_id] for text in chunk]
+        rows = [layout.prompt(encode_with_markers(tokenizer, text, re.compile(re.escape(MASK_MARKER)),
+                                                  lambda m: tokenizer.mask_id)) for text in chunk]
         model.config.check_sequence_length(max(len(row) for row in rows), "prompt length ([CLS] and [SEP] included)")
-        ids, mask = pad(rows, tokenizer.pad_id, left=False)
+        ids, mask = layout.pad_prompts(rows)
         predictions = fill_mask(model, ids, mask, mask_token_id=tokenizer.mask_id, top_k=top_k)
         rows_of = predictions.positions[:, 0].tolist()
         for i, text in enumerate(chunk):
@@ -281,6 +266,7 @@ def main(argv: list[str]) -> int:
     checkpoint = load_checkpoint(args.checkpoint, what=WHAT)  # imports Lightning: the arguments are fine
     tokenizer = load_matching_tokenizer(checkpoint, args.checkpoint, args.tokenizer)
     from zoo.tasks.base import task_from_checkpoint
+    from zoo.tasks.formats import format_of
 
     model = task_from_checkpoint(checkpoint, args.checkpoint, what=WHAT).model.to(device).eval()
     trained = trained_format(checkpoint)
@@ -291,8 +277,6 @@ def main(argv: list[str]) -> int:
     from zoo.adapters import merge_adapters
 
     merge_adapters(model)  # LoRA and other adapters folded in: decoding then costs what the plain model does
-    if isinstance(model, BERT):
-        fill_masks(model, tokenizer, prompts, args)
-    else:
-        complete(model, tokenizer, prompts, args)
+    write = complete if format_of(model).generates else fill_masks
+    write(model, tokenizer, prompts, args)
     return 0

@@ -1,24 +1,20 @@
-"""Matched budgets: parameter counts, sizes that hit a parameter target, and the steps a token or
-FLOP budget buys."""
+"""Matched budgets: parameter counts (non-embedding; a mixture of experts counts the experts a token
+is routed to) and the sizes that hit a parameter target. What a token or FLOP budget buys is
+``zoo.compare.plan``'s (from ``zoo.flops``)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from zoo.compare.adapters import data_lengths
+from zoo.blocks.moe import MixtureOfExperts
 from zoo.compare.config import Budget
-from zoo.compare.data import TaskData
 from zoo.models.config import TransformerConfig
 from zoo.models.registry import get_family
-
-if TYPE_CHECKING:
-    from zoo.compare.modules import SuiteTask
 
 _INIT_FUNCTIONS = ("normal_", "ones_", "zeros_", "uniform_", "kaiming_uniform_", "trunc_normal_", "constant_")
 
@@ -38,14 +34,21 @@ def _shapes_only() -> Iterator[None]:
             setattr(nn.init, name, function)
 
 
-def non_embedding_parameters(family: str, config: TransformerConfig, num_classes: int = 0) -> int:
+def non_embedding_parameters(family: str, config: TransformerConfig, num_classes: int = 0, *,
+                             active: bool = False) -> int:
     """Non-embedding parameters of ``family`` built from ``config``, plus a classification head
-    when ``num_classes`` is set — the basis of matched-parameter comparisons. Costs no memory
-    (meta device) and a few milliseconds."""
+    when ``num_classes`` is set — the basis of matched-parameter comparisons. ``active``: of a
+    mixture of experts only the ``experts_per_token`` experts each token runs (the router and the
+    rest of the layer count whole). Costs no memory (meta device) and a few milliseconds."""
     with _shapes_only():
         model = get_family(family).model_class(config)
     head = config.embed_dim * num_classes + num_classes if num_classes else 0
-    return model.num_parameters(exclude_embeddings=True) + head
+    idle = 0
+    if active:
+        for moe in (m for m in model.modules() if isinstance(m, MixtureOfExperts)):
+            per_expert = sum(p.numel() for p in moe.experts[0].parameters())
+            idle += per_expert * (len(moe.experts) - moe.top_k)
+    return model.num_parameters(exclude_embeddings=True) + head - idle
 
 
 def _candidates(name: str, fields: dict[str, Any], base: TransformerConfig) -> list[int]:
@@ -102,12 +105,3 @@ def match_parameters(
             f"change the target"
         )
     return config, params
-
-
-def steps_for_budget(module: SuiteTask, data: TaskData, batch_size: int, budget: Budget, default: int) -> int:
-    """Steps the token / FLOP budget buys at this entry's average cost per training batch."""
-    if not (budget.tokens or budget.flops):
-        return default
-    work = module.runner.work(data.kind, data_lengths(data, ("train",)))
-    per_example = (work.tokens if budget.tokens else module.flops(work)) / len(data.examples["train"])
-    return max(1, math.ceil((budget.tokens or budget.flops) / (per_example * batch_size)))

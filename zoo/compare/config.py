@@ -1,5 +1,6 @@
-"""The comparison file: what it may say, read and checked into a ``Comparison`` (format in
-``zoo.compare``'s docstring). Every mistake is a one-line ``ValueError`` naming it.
+"""The study file: what it may say, read and checked into a ``Comparison`` (format in
+``zoo.compare``'s docstring), which ``zoo.compare.plan`` expands into zoo fit configs. Every mistake
+is a one-line ``ValueError`` naming it.
 
 Why not jsonargparse, as ``zoo fit`` does: tried (4.53), ``parse_object`` silently drops an
 unknown top-level key (``trian:``) and accepts ``train: 5`` until instantiation fails with a
@@ -36,12 +37,14 @@ class Budget:
     """What every entry gets the same amount of.
 
     Args:
-        params: Target non-embedding parameters (heads included); None = take sizes as configured.
+        params: Target non-embedding parameters (heads included; a mixture of experts counts only the
+            experts each token runs); None = take sizes as configured.
         tolerance: Largest relative miss of ``params`` accepted.
         match: Config fields searched, in order, to hit ``params``: each later field refines the
             earlier (``embed_dim`` is coarse — heads must divide it —, ``ffn_dim`` then fine-tunes).
-        tokens: Train every entry on this many tokens (through its stacks); None = ``train.max_steps``.
-        flops: Or on this many estimated training FLOPs (see ``zoo.compare.modules``).
+        tokens: Train every entry on this many tokens (through its stacks, padding not counted): the
+            steps are set from the mean training example; None = ``train.max_steps``.
+        flops: Or on this many training FLOPs (``zoo.flops``: matmuls of forward and backward).
     """
 
     params: int | None = None
@@ -78,15 +81,16 @@ class TrainSettings:
         eval_batch_size: Validation / test batch size.
         lr: Peak AdamW learning rate.
         weight_decay: Decoupled weight decay of matrix weights.
+        betas: AdamW betas.
         warmup_steps: Linear warmup steps, then cosine decay to ``min_lr_ratio`` · lr.
         min_lr_ratio: Final learning rate as a fraction of ``lr``.
         val_every: Validate (one point of the curves) every this many steps.
         gradient_clip: Gradient norm clipping (0 = none).
         accelerator: Lightning accelerator (``auto`` takes a GPU when there is one).
         precision: Lightning precision, e.g. ``32-true`` or ``bf16-mixed``.
-        threads: CPU threads of PyTorch's intra-op pool; null = PyTorch's default. Small models gain
-            nothing from more, and on a busy machine OpenMP threads waiting for each other made
-            steps 40x slower.
+        threads: CPU threads of each run's PyTorch intra-op pool; null = the machine's cores shared
+            among ``--jobs``. Small models gain nothing from more, and on a busy machine OpenMP
+            threads waiting for each other made steps 40x slower.
     """
 
     max_steps: int = 500
@@ -94,6 +98,7 @@ class TrainSettings:
     eval_batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
     warmup_steps: int = 50
     min_lr_ratio: float = 0.1
     val_every: int = 100
@@ -113,6 +118,8 @@ class TrainSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"train.{name}={value!r} must be a positive integer")
+        if not (isinstance(self.betas, list) and len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)):
+            raise ValueError(f"train.betas={self.betas!r} must be two numbers in [0, 1)")
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"train: lr={self.lr} must be > 0, warmup_steps={self.warmup_steps} >= 0, "
                              f"min_lr_ratio={self.min_lr_ratio} in [0, 1]")

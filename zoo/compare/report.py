@@ -1,5 +1,6 @@
-"""Reports of a comparison: results.csv, results.json, results.md (mean ± std over seeds) and one
-plot per task of the validation metric against training tokens."""
+"""Reports of a comparison, from its runs' results (``zoo.compare.results``): results.csv,
+results.json, results.md (mean ± std over seeds) and one plot per task of the validation metric
+against training tokens."""
 
 from __future__ import annotations
 
@@ -37,9 +38,15 @@ def summary_line(record: dict[str, Any]) -> str:
     kind = record["kind"]
     shown = [f"{title} {record['metrics'][key]:.3f}" for key, title in METRIC_COLUMNS[kind]
              if key in record["metrics"]]
-    shown += [f"{_si(record['params'])} params", f"{_si(record['tokens'])} tokens",
+    shown += [f"{_params(record)} params", f"{_si(record['tokens'])} tokens",
               f"{record['train_time_s'] + record['eval_time_s']:.0f} s"]
     return "    " + " · ".join(shown)
+
+
+def _params(record: dict[str, Any]) -> str:
+    """Non-embedding parameters, and the active ones where a mixture of experts runs fewer per token."""
+    active = record.get("active_params", record["params"])
+    return _si(record["params"]) + (f" ({_si(active)} active)" if active != record["params"] else "")
 
 
 def _mean_std(values: Sequence[float], digits: int = 3) -> str:
@@ -59,12 +66,15 @@ def _grouped(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, list[dict
     return out
 
 
-def markdown_table(comparison: Comparison, records: Sequence[dict[str, Any]]) -> str:
-    """One table per task: budget columns, then the metrics as mean ± std over seeds."""
+def markdown_table(comparison: Comparison, records: Sequence[dict[str, Any]], missing: int = 0) -> str:
+    """One table per task: budget columns, then the metrics as mean ± std over seeds; ``missing``
+    runs of the study have no result yet."""
     specs = {task.name: task for task in comparison.tasks}
     lines = [f"## {comparison.name}", ""]
     if comparison.description:
         lines += [comparison.description.strip(), ""]
+    if missing:
+        lines += [f"**{missing} run(s) of this study have no result yet**: the tables hold the finished ones.", ""]
     for task, entries in _grouped(records).items():
         first = next(iter(entries.values()))[0]
         kind = first["kind"]
@@ -80,7 +90,7 @@ def markdown_table(comparison: Comparison, records: Sequence[dict[str, Any]]) ->
             def mean(key: str, rs: list[dict[str, Any]] = rs) -> str:
                 return _si(statistics.fmean(r[key] for r in rs))
 
-            row = [entry, mean("params"), mean("tokens"), mean("flops"),
+            row = [entry, _params(rs[0]), mean("tokens"), mean("flops"),
                    _mean_std([r["train_time_s"] + r["eval_time_s"] for r in rs], 0),
                    f"{max(r['peak_mem_mb'] for r in rs):.0f}"]
             row += [_mean_std([r["metrics"][key] for r in rs if key in r["metrics"]])
@@ -89,15 +99,16 @@ def markdown_table(comparison: Comparison, records: Sequence[dict[str, Any]]) ->
         metric = PRIMARY_METRIC[kind][0].replace("_", " ")
         lines += ["", f"![{task}: validation {metric} against training tokens](plots/{task}.png)", ""]
     memory = {r["memory"] for r in records}
-    lines += [f"Params: non-embedding parameters, heads included. Train FLOPs: 6 · params · tokens + attention "
-              f"(Kaplan et al., 2020). Wall time: training (with its validations) and the final evaluation. "
+    lines += [f"Params: non-embedding parameters, heads included (a mixture of experts: also those a token runs). "
+              f"Train tokens: through the model's stacks, padding not counted. Train FLOPs: matmul FLOPs of forward "
+              f"and backward (zoo.flops). Wall time: training (with its validations) and the final evaluation. "
               f"Peak memory: {', '.join(sorted(memory))}.", ""]
     return "\n".join(lines)
 
 
 def _csv_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
-    base = ["entry", "family", "task", "kind", "seed", "params", "steps", "tokens", "flops", "train_time_s",
-            "eval_time_s", "peak_mem_mb", "memory", "device"]
+    base = ["entry", "family", "task", "kind", "seed", "params", "active_params", "steps", "tokens", "flops",
+            "train_time_s", "eval_time_s", "peak_mem_mb", "memory", "device", "dir"]
     metric_keys = sorted({k for r in records for k in r["metrics"]})
     rows = [{**{k: r[k] for k in base}, **r["metrics"]} for r in records]
     return base + metric_keys, rows
@@ -141,7 +152,7 @@ def plot_curves(comparison: Comparison, records: Sequence[dict[str, Any]], direc
     return paths
 
 
-def write_reports(comparison: Comparison, records: Sequence[dict[str, Any]]) -> None:
+def write_reports(comparison: Comparison, records: Sequence[dict[str, Any]], missing: int = 0) -> None:
     """results.csv (one row per run), results.json (runs and settings), results.md, plots/*.png."""
     out = comparison.output_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -157,5 +168,5 @@ def write_reports(comparison: Comparison, records: Sequence[dict[str, Any]]) -> 
         "tasks": [t.options() for t in comparison.tasks], "runs": list(records),
     }
     (out / "results.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
-    (out / "results.md").write_text(markdown_table(comparison, records), encoding="utf-8")
+    (out / "results.md").write_text(markdown_table(comparison, records, missing), encoding="utf-8")
     plot_curves(comparison, records, out / "plots")

@@ -2,8 +2,10 @@
 of decoders (GPT, LLaMA) and encoder-decoders (T5).
 
 Pairs come from your JSON Lines / CSV / parquet files (fields ``prompt`` and ``response``,
-renamable, e.g. to ``source``/``target``) or from the built-in task: two questions about passages
-of the Python documentation, answered in words (``zoo.data.classification.python_docs_instructions``).
+renamable, e.g. to ``source``/``target``) or from a built-in task: two questions about passages
+of the Python documentation, answered in words (``zoo.data.classification.python_docs_instructions``),
+or a synthetic one — ``copy``, ``reverse``, ``sort``, ``addition`` (``zoo.data.synthetic``, sized by
+``synthetic``; one character per token, and a test split of longer inputs than training).
 
 The trained format, recorded in the checkpoint so that ``zoo generate`` prompts the same way:
 
@@ -11,6 +13,10 @@ The trained format, recorded in the checkpoint so that ``zoo generate`` prompts 
   and the separator, so the loss (and the accuracy) is on the response and its ``</s>`` only.
 - encoder-decoder: the encoder reads ``prompt </s>``; the decoder reads ``<pad> response`` and
   predicts ``response </s>`` (T5's own format).
+- encoder: ``prompt [SEP]`` then one ``[MASK]`` per prompt token, the response predicted there (only
+  for responses as long as their prompts: copy, reverse, sort).
+
+(``zoo.tasks.formats`` lays these out.)
 
 Batches are padded to their longest example only (right padding: causal attention never looks at
 the pads that follow, so decoders need no mask and keep the fused causal kernel). Packing several
@@ -20,16 +26,19 @@ dynamic padding wastes little.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.data.classification import python_docs_instructions
 from zoo.data.finetuning import FineTuneDataModule, split_by_hash, truncate
-from zoo.data.objectives import IGNORE_INDEX, pad_sequences
 from zoo.data.records import RecordFiles, RecordFormat, load_records, resolve_record_files
+from zoo.data.synthetic import SEQ2SEQ_RULES, SyntheticSplits, check_synthetic, seq2seq_splits
 from zoo.models.registry import Shape
+from zoo.tasks.formats import format_of
 
 Pair = tuple[str, str]
 
@@ -47,7 +56,9 @@ class InstructionDataModule(FineTuneDataModule):
             prompt gets the rest of ``max_seq_len`` (decoders) or all of it (encoder-decoders).
         builtin: The built-in task used without data_files: ``python_docs`` ("Which part of the
             Python documentation is this from? <passage>" -> "text and data"; "Which module documents
-            this? <passage>" -> "json").
+            this? <passage>" -> "json"), or the synthetic ``copy``, ``reverse``, ``sort``, ``addition``
+            (with ``tokenizer: char``).
+        synthetic: Sizes and lengths of a synthetic built-in task's splits; null = their defaults.
         **kwargs: ``tokenizer``, ``tokenizer_path``, ``vocab_size``, ``max_seq_len``, ``batch_size``,
             ``shape``, ... as in ``zoo.data.finetuning.FineTuneDataModule``.
     """
@@ -59,12 +70,15 @@ class InstructionDataModule(FineTuneDataModule):
         prompt_field: str = "prompt",
         response_field: str = "response",
         max_response_len: int = 16,
-        builtin: Literal["python_docs"] = "python_docs",
+        builtin: Literal["python_docs", "copy", "reverse", "sort", "addition"] = "python_docs",
+        synthetic: SyntheticSplits | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if builtin != "python_docs":
-            raise ValueError(f"builtin={builtin!r} is not a built-in task; the one built in is 'python_docs'")
+        builtins = ("python_docs", *SEQ2SEQ_RULES)
+        if builtin not in builtins:
+            raise ValueError(f"builtin={builtin!r} is not a built-in task; choose one of {list(builtins)}")
+        self.synthetic = check_synthetic(builtin, synthetic, self) if data_files is None else None
         if not 2 <= max_response_len < self.max_seq_len:
             raise ValueError(f"max_response_len={max_response_len} must be in [2, max_seq_len={self.max_seq_len})")
         self.prompt_field, self.response_field = prompt_field, response_field
@@ -74,13 +88,16 @@ class InstructionDataModule(FineTuneDataModule):
             fields = {"prompt_field": prompt_field, "response_field": response_field}
             self._files, self._format = resolve_record_files(data_files, data_format, fields)
         self.save_hyperparameters()
+        self.hparams["synthetic"] = dataclasses.asdict(self.synthetic) if self.synthetic else None  # plain values
 
     def _read_splits(self) -> dict[str, list[Pair]]:
+        if self._files is None and self.synthetic is not None:
+            return seq2seq_splits(self.builtin, self.seed, self.synthetic.sizes(), self.synthetic.lengths(self.builtin))
         if self._files is None:
             return python_docs_instructions(self.seed)
-        rows = load_records(self._files, self._format, [self.prompt_field, self.response_field],
-                            cache_dir=self.cache_dir / "datasets")
-        pairs = {split: [(str(r[self.prompt_field]), str(r[self.response_field])) for r in items]
+        rows = load_records(self._files, self._format, {self.prompt_field: "text", self.response_field: "text"},
+                            bad_records=self.bad_records, report=rank_zero_warn)
+        pairs = {split: [(r[self.prompt_field], r[self.response_field]) for r in items]
                  for split, items in rows.items()}
         if "validation" not in pairs:
             pairs.update(split_by_hash(pairs["train"], lambda pair: pair[0], self.val_fraction, self.seed))
@@ -95,27 +112,14 @@ class InstructionDataModule(FineTuneDataModule):
         return list(zip(prompts, responses, strict=True))
 
     def _collator(self, shape: Shape) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
-        if shape == "encoder":
-            raise ValueError("instruction fine-tuning needs a decoder (GPT, LLaMA) or an encoder-decoder (T5); "
-                             "an encoder-only model cannot generate a response")
-        tok, room, answer_room = self.tokenizer, self.max_seq_len, self.max_response_len - 1
+        layout = format_of(shape)(self.tokenizer)
+        answer_room = self.max_response_len - 1  # the format appends </s>
+        for split in self._splits or {}:  # an encoder's layout needs equal lengths: refuse before any step
+            layout.check_pairs(self.encoded(split), f"{split} example")
 
         def collate(batch: list[tuple[int, tuple[list[int], list[int]]]]) -> dict[str, torch.Tensor]:
-            index = torch.tensor([i for i, _ in batch])
-            responses = [truncate(r, answer_room) + [tok.eos_id] for _, (_, r) in batch]
-            if shape == "decoder":
-                rows, labels = [], []
-                for (_, (prompt, _)), response in zip(batch, responses, strict=True):
-                    prompt = truncate(prompt, room - 1 - len(response)) + [tok.sep_id]
-                    rows.append(prompt + response)
-                    labels.append([IGNORE_INDEX] * len(prompt) + response)
-                return {"input_ids": pad_sequences(rows, tok.pad_id)[0],
-                        "labels": pad_sequences(labels, IGNORE_INDEX)[0], "index": index}
-            sources = [truncate(prompt, room - 1) + [tok.eos_id] for _, (prompt, _) in batch]
-            input_ids, mask = pad_sequences(sources, tok.pad_id)
-            decoder_ids = pad_sequences([[tok.pad_id] + r[:-1] for r in responses], tok.pad_id)[0]
-            return {"input_ids": input_ids, "attention_mask": mask, "decoder_input_ids": decoder_ids,
-                    "labels": pad_sequences(responses, IGNORE_INDEX)[0], "index": index}
+            pairs = [(prompt, truncate(response, answer_room)) for _, (prompt, response) in batch]
+            return {**layout.seq2seq(pairs, self.max_seq_len), "index": torch.tensor([i for i, _ in batch])}
 
         return collate
 

@@ -1,8 +1,10 @@
 """``LabelledTextDataModule``: text + label examples for sequence classification.
 
 Examples come from your JSON Lines / CSV / parquet files (fields ``text`` and ``label``, renamable)
-or from the built-in task — which part of the Python documentation a passage comes from
-(``zoo.data.classification.python_docs_passages``), five classes, nothing downloaded.
+or from a built-in task — which part of the Python documentation a passage comes from
+(``zoo.data.classification.python_docs_passages``), five classes, nothing downloaded; or whether a
+string of ``()[]`` is balanced (``brackets``, ``zoo.data.synthetic``: one character per token, test
+strings longer than any in training).
 
 Labels become ids in a fixed order: ``label_set`` when given, else the sorted distinct labels of the
 training split. The map is part of the data module's checkpoint entry and of the classifier's
@@ -16,17 +18,20 @@ Batches, right-padded, masks True at real tokens: ``input_ids``, ``attention_mas
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.data.classification import DOC_LABELS, python_docs_passages
-from zoo.data.finetuning import FineTuneDataModule, split_by_hash, truncate
-from zoo.data.objectives import pad_sequences
+from zoo.data.finetuning import FineTuneDataModule, split_by_hash
 from zoo.data.records import RecordFiles, RecordFormat, load_records, resolve_record_files
+from zoo.data.synthetic import BRACKET_LABELS, SyntheticSplits, bracket_splits, check_synthetic
 from zoo.models.registry import Shape
+from zoo.tasks.formats import format_of
 
 Label = str | int
 Example = tuple[str, int]  # (text, label id)
@@ -38,17 +43,6 @@ def sort_labels(values: list[Label]) -> list[Label]:
     if all(isinstance(v, int) for v in distinct):
         return sorted(distinct)
     return sorted(distinct, key=str)
-
-
-def plain_label(value: Any, where: str) -> Label:
-    """A label as a plain ``str`` or ``int`` (integral floats, as CSV and pandas produce, become ints)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, (str, int)):
-        return value
-    raise ValueError(f"{where}: label {value!r} is a {type(value).__name__}; labels must be strings or integers")
 
 
 class LabelledTextDataModule(FineTuneDataModule):
@@ -64,8 +58,11 @@ class LabelledTextDataModule(FineTuneDataModule):
             outside it is refused.
         builtin: The built-in task used without data_files: ``python_docs`` (which part of the Python
             documentation a passage comes from: language reference, text & data, files & OS,
-            internet & concurrency, development tools).
-        builtin_train_per_class: Built-in task: training passages per class.
+            internet & concurrency, development tools), or ``brackets`` (balanced or a near miss;
+            with ``tokenizer: char``).
+        builtin_train_per_class: ``python_docs``: training passages per class.
+        builtin_eval_per_class: ``python_docs``: validation and test passages per class.
+        synthetic: ``brackets``: sizes and lengths of the splits; null = the defaults.
         input_format: ``auto`` (``cls_sep`` for encoders, else ``eos``), ``cls_sep`` = ``[CLS] text
             [SEP]``, ``eos`` = ``text </s>``.
         **kwargs: ``tokenizer``, ``tokenizer_path``, ``vocab_size``, ``max_seq_len``, ``batch_size``,
@@ -79,21 +76,24 @@ class LabelledTextDataModule(FineTuneDataModule):
         text_field: str = "text",
         label_field: str = "label",
         label_set: list[Label] | None = None,
-        builtin: Literal["python_docs"] = "python_docs",
+        builtin: Literal["python_docs", "brackets"] = "python_docs",
         builtin_train_per_class: int = 500,
+        builtin_eval_per_class: int = 40,
+        synthetic: SyntheticSplits | None = None,
         input_format: Literal["auto", "cls_sep", "eos"] = "auto",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if input_format not in ("auto", "cls_sep", "eos"):
             raise ValueError(f"input_format={input_format!r} must be 'auto', 'cls_sep' or 'eos'")
-        if builtin != "python_docs":
-            raise ValueError(f"builtin={builtin!r} is not a built-in task; the one built in is 'python_docs'")
+        if builtin not in ("python_docs", "brackets"):
+            raise ValueError(f"builtin={builtin!r} is not a built-in task; choose 'python_docs' or 'brackets'")
+        self.synthetic = check_synthetic(builtin, synthetic, self) if data_files is None else None
         if label_set is not None and len(set(label_set)) != len(label_set):
             raise ValueError(f"label_set={label_set} lists a label twice")
         self.text_field, self.label_field = text_field, label_field
         self.given_labels = label_set
-        self.builtin, self.builtin_train_per_class = builtin, builtin_train_per_class
+        self.builtin, self.builtin_per_class = builtin, (builtin_train_per_class, builtin_eval_per_class)
         self.input_format = input_format
         self._files = None
         if data_files is not None:  # every file checked now, before a tokenizer or model is built
@@ -101,17 +101,21 @@ class LabelledTextDataModule(FineTuneDataModule):
             self._files, self._format = resolve_record_files(data_files, data_format, fields)
         self._labels: list[Label] | None = None
         self.save_hyperparameters()
+        self.hparams["synthetic"] = dataclasses.asdict(self.synthetic) if self.synthetic else None  # plain values
 
     # Examples ---------------------------------------------------------------------------------
     def _read_splits(self) -> dict[str, list[Example]]:
+        if self._files is None and self.synthetic is not None:
+            self._labels = list(BRACKET_LABELS)
+            return bracket_splits(self.seed, self.synthetic.sizes(), self.synthetic.lengths("brackets"))
         if self._files is None:
             self._labels = list(DOC_LABELS)
-            splits = python_docs_passages(self.seed, train_per_class=self.builtin_train_per_class)
+            train, evaluation = self.builtin_per_class
+            splits = python_docs_passages(self.seed, train_per_class=train, eval_per_class=evaluation)
             return {split: list(items) for split, items in splits.items()}
-        rows = load_records(self._files, self._format, [self.text_field, self.label_field],
-                            cache_dir=self.cache_dir / "datasets")
-        raw = {split: [(str(r[self.text_field]), plain_label(r[self.label_field], f"data_files split {split!r}"))
-                       for r in items] for split, items in rows.items()}
+        rows = load_records(self._files, self._format, {self.text_field: "text", self.label_field: "label"},
+                            bad_records=self.bad_records, report=rank_zero_warn)
+        raw = {split: [(r[self.text_field], r[self.label_field]) for r in items] for split, items in rows.items()}
         if "validation" not in raw:
             raw.update(split_by_hash(raw["train"], lambda example: example[0], self.val_fraction, self.seed))
         self._labels = self._label_set(raw)
@@ -158,23 +162,11 @@ class LabelledTextDataModule(FineTuneDataModule):
         return [(row, label) for row, (_, label) in zip(ids, examples, strict=True)]
 
     # Batches ----------------------------------------------------------------------------------
-    def resolved_input_format(self, shape: Shape) -> str:
-        if self.input_format != "auto":
-            return self.input_format
-        return "cls_sep" if shape == "encoder" else "eos"
-
     def _collator(self, shape: Shape) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
-        tok, room = self.tokenizer, self.max_seq_len
-        if self.resolved_input_format(shape) == "cls_sep":
-            def wrap(ids: list[int]) -> list[int]:
-                return [tok.cls_id, *truncate(ids, room - 2), tok.sep_id]
-        else:
-            def wrap(ids: list[int]) -> list[int]:
-                return [*truncate(ids, room - 1), tok.eos_id]
+        layout = format_of(shape)(self.tokenizer)
 
         def collate(batch: list[tuple[int, tuple[list[int], int]]]) -> dict[str, torch.Tensor]:
-            input_ids, mask = pad_sequences([wrap(ids) for _, (ids, _) in batch], tok.pad_id)
-            return {"input_ids": input_ids, "attention_mask": mask,
+            return {**layout.classification([ids for _, (ids, _) in batch], self.max_seq_len, self.input_format),
                     "labels": torch.tensor([label for _, (_, label) in batch]),
                     "index": torch.tensor([index for index, _ in batch])}
 

@@ -8,7 +8,7 @@
   LAMBADA's form, up to two sentences of context and the last word of the third.
 - ``zoo_paragraphs`` (loglikelihood_rolling; word/byte perplexity, bits per byte): held-out paragraphs.
 - ``zoo_copy``, ``zoo_reverse``, ``zoo_sort``, ``zoo_addition`` (generate_until; exact_match,
-  chance ~0): ``zoo.compare.synthetic``'s strings of 3-8 symbols, asked ``abc ->`` and answered
+  chance ~0): ``zoo.data.synthetic``'s strings of 3-8 symbols, asked ``abc ->`` and answered
   `` cba``, with 64 examples to draw few-shot prompts from.
 
 Tags: ``zoo_local`` (all), ``zoo_scoring`` (the four above that score text: every family answers
@@ -109,7 +109,7 @@ def _synthetic_task(rule: str, description: str) -> LocalTask:
             "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
         },
         chance={"exact_match": 0.0},
-        summary=f"{description} ({rule} of zoo.compare.synthetic, 3-8 symbols)",
+        summary=f"{description} ({rule} of zoo.data.synthetic, 3-8 symbols)",
     )
 
 
@@ -301,8 +301,8 @@ def _sample(items: list[dict], rng: random.Random, limit: int | None) -> list[di
 def build_data(directory: Path = DATA) -> dict[str, int]:
     """Write every local task's JSONL files to ``directory`` and a ``manifest.json``; returns
     the item count per file."""
-    from zoo.compare.synthetic import Lengths, seq2seq_splits
     from zoo.data.corpus import builtin_corpus, documents_fingerprint
+    from zoo.data.synthetic import Lengths, seq2seq_splits
 
     train, held_out = held_out_documents()
     endings = [s.split()[-1] for doc in train for p in paragraphs(doc) for s in sentences(p)]

@@ -48,6 +48,7 @@ from zoo.hf._files import load_hf_config, load_weights, read_config_json
 from zoo.hf._state import export_state, fill_tied, import_state, normalise_names
 from zoo.hf._tokenizer import export_tokenizer_file, hf_tokenizer, save_hf_tokenizer
 from zoo.models.base import ZooModel
+from zoo.models.mup import standard_equivalent
 from zoo.models.registry import FAMILIES, Family, family_of
 
 __all__ = ["from_hf", "to_hf", "save_pretrained", "SUPPORTED_CLASSES", "ARCHITECTURES", "Architecture",
@@ -177,12 +178,16 @@ def to_hf(model: ZooModel) -> Any:
     ``num_experts`` -> ``MixtralForCausalLM``, ``sliding_window`` -> ``MistralForCausalLM``,
     ``norm="rmsnorm_plus_one"`` -> ``Gemma2ForCausalLM``; ``T5`` ->
     ``T5ForConditionalGeneration``. The result has the zoo model's dtype, device and train/eval mode.
+    A μP model (``parametrization: mup``) is exported as its standard equivalent
+    (``zoo.models.mup.standard_equivalent``): its multipliers folded into the weights, a tied head
+    untied when the output multiplier is not 1, equal logits.
 
     Raises:
         ValueError: (one line) a zoo config that class cannot express exactly, naming the field.
     """
     import transformers
 
+    model = standard_equivalent(model)
     arch = export_architecture(model)
     config = model.config
     if config.resolved_scale_embedding and not arch.scales_embedding:

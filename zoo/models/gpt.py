@@ -39,12 +39,9 @@ class GPTConfig(TransformerConfig):
 
     @classmethod
     def llama(cls, **overrides: Any) -> GPTConfig:
-        """The LLaMA-style preset (Touvron et al., 2023): RMSNorm, SwiGLU, RoPE, GQA, no biases."""
-        values: dict[str, Any] = dict(
-            norm="rmsnorm", norm_eps=1e-6, activation="swiglu", position="rotary", bias=False,
-            tie_embeddings=False, num_heads=8, num_kv_heads=2, dropout=0.0,
-        )
-        return cls(**{**values, **overrides})
+        """The LLaMA-style preset (``zoo.models.config.PRESETS``): RMSNorm, SwiGLU, RoPE, GQA, no
+        biases; ``overrides`` win."""
+        return cls.from_dict({"preset": "llama", **overrides})
 
 
 class GPT(ZooModel):
@@ -85,7 +82,14 @@ class GPT(ZooModel):
         """
         hidden = self.hidden_states(input_ids, attention_mask, position_ids=position_ids, cache=cache,
                                     document_ids=document_ids)
-        return softcap(self.lm_head(hidden), self.config.logit_softcap)
+        return self.logits(hidden)
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """The LM head: vocabulary logits ``(..., v)`` of final hidden states ``(..., e)`` (generation
+        applies it to the last position only)."""
+        if self.output_scale != 1.0:  # mup's output multiplier, on the narrower side of the head
+            hidden = hidden * self.output_scale
+        return softcap(self.vocab_projection(hidden), self.config.logit_softcap)
 
     def hidden_states(
         self,

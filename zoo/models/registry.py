@@ -9,7 +9,7 @@ Lightning.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from zoo.models.base import ZooModel
@@ -32,7 +32,8 @@ class Family:
         shape: ``encoder``, ``decoder`` or ``encoder-decoder``.
         task: Dotted path of its pretraining LightningModule (``zoo fit``).
         hf_classes: Hugging Face classes whose weights ``zoo.hf`` imports into this family.
-        preset: Config defaults over ``config_class``'s own (LLaMA's recipe); given fields win.
+        preset: A named recipe of ``zoo.models.config.PRESETS`` over ``config_class``'s defaults
+            (LLaMA's); given fields win.
     """
 
     name: str
@@ -41,22 +42,17 @@ class Family:
     shape: Shape
     task: str
     hf_classes: tuple[str, ...] = ()
-    preset: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
 
     def make_config(self, **fields: Any) -> TransformerConfig:
         """The family's config with ``fields`` over its preset; unknown fields fail in one line."""
-        return self.config_class.from_dict({**self.preset, **fields})
+        return self.config_class.from_dict({"preset": self.preset, **fields} if self.preset else fields)
 
     @property
     def task_class(self) -> type:
         """The pretraining LightningModule (imports Lightning)."""
         module, name = self.task.rsplit(".", 1)
         return getattr(importlib.import_module(module), name)
-
-
-def _llama_preset() -> dict[str, Any]:
-    base, llama = GPTConfig().to_dict(), GPTConfig.llama().to_dict()
-    return {k: v for k, v in llama.items() if base[k] != v}
 
 
 FAMILIES: dict[str, Family] = {
@@ -67,7 +63,7 @@ FAMILIES: dict[str, Family] = {
     "llama": Family("llama", GPT, GPTConfig, "decoder", "zoo.tasks.CausalLM",
                     ("LlamaForCausalLM", "Qwen3ForCausalLM", "MixtralForCausalLM", "MistralForCausalLM",
                      "Gemma2ForCausalLM"),
-                    preset=_llama_preset()),
+                    preset="llama"),
     "t5": Family("t5", T5, T5Config, "encoder-decoder", "zoo.tasks.Seq2SeqLM", ("T5ForConditionalGeneration",)),
 }
 

@@ -1,5 +1,6 @@
 """``LanguageModelTask``: what the three objectives share — loss, torchmetrics per stage, the
-AdamW optimizer with decoupled weight decay, warmup + cosine schedule, and checkpoint checks.
+optimizer (AdamW with decoupled weight decay, or Muon: ``zoo.tasks.optimizers``), warmup + cosine
+schedule, and checkpoint checks.
 
 Subclasses (``MaskedLM``, ``CausalLM``, ``Seq2SeqLM``) say which model they build and how a batch
 becomes ``(logits, labels)``; everything else lives here, in one ``_shared_step(batch, stage)``.
@@ -18,14 +19,25 @@ import torch.nn.functional as F
 from lightning.pytorch.plugins.precision import MixedPrecision, Precision
 from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch import Tensor, nn
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
 from zoo.checkpoints import TASK_KEY, CheckpointError, check_tokenizer, load_checkpoint, run_checkpoint, task_class
+from zoo.data.tokenizers import Tokenizer
 from zoo.models.base import ZooModel
 from zoo.models.config import TransformerConfig
 from zoo.models.registry import Family, family_of
 from zoo.tasks.losses import token_cross_entropy
+from zoo.tasks.metrics import BitsPerByte
+from zoo.tasks.optimizers import (
+    MuonConfig,
+    OptimizerName,
+    build_optimizer,
+    check_optimizer,
+    fused_adamw,
+    parameter_groups,
+)
 
 IGNORE_INDEX = -100  # label value the loss and metrics skip (PyTorch's and Hugging Face's convention)
 Stage = Literal["train", "val", "test"]
@@ -37,19 +49,6 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: 
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups with weight decay on matrix weights only: decaying norms, biases or
-    embeddings pulls them towards zero for no gain (Loshchilov & Hutter, 2019; common practice since
-    GPT-2). Tied weights appear once; frozen ones not at all."""
-    embeddings = {id(m.weight) for m in module.modules() if isinstance(m, nn.Embedding)}
-    decay, no_decay = [], []
-    for param in module.parameters():
-        if not param.requires_grad:
-            continue
-        (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def adamw_with_schedule(
@@ -65,9 +64,18 @@ def adamw_with_schedule(
     """AdamW and a per-step linear warmup, then cosine decay to ``min_lr_ratio``·lr over
     ``total_steps`` (None = constant after warmup), as Lightning's ``configure_optimizers`` returns.
     ``total_steps`` may be a function, called once, at the first step past warmup."""
-    # fused: one kernel per step over every tensor; the default for-loop AdamW was a tenth of a CPU step.
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused)
+    return with_schedule(fused_adamw(groups, lr=lr, betas=betas, eps=eps), warmup_steps=warmup_steps,
+                         total_steps=total_steps, min_lr_ratio=min_lr_ratio)
+
+
+def with_schedule(
+    optimizer: torch.optim.Optimizer,
+    *,
+    warmup_steps: int,
+    total_steps: int | Callable[[], int] | None,
+    min_lr_ratio: float,
+) -> dict[str, Any]:
+    """``optimizer`` with the schedule of ``adamw_with_schedule`` over every group's own rate."""
     resolved: list[int] = []
 
     def schedule(step: int) -> float:
@@ -110,7 +118,9 @@ class LanguageModelTask(L.LightningModule):
 
     Args:
         config: The model architecture (a family config dataclass, or its ``to_dict()``).
-        lr: Peak learning rate of AdamW.
+        lr: Peak learning rate of AdamW (with Muon: of the parameters AdamW trains). Under μP
+            (``config.parametrization: mup``) the rate at base width; the hidden matrices' own
+            follows the optimizer's μP rule (``zoo.tasks.optimizers``).
         weight_decay: Decoupled weight decay of matrix weights; norms, biases and embeddings get none.
         betas: AdamW betas.
         eps: AdamW epsilon.
@@ -121,13 +131,18 @@ class LanguageModelTask(L.LightningModule):
         pretrained: Initial weights: a zoo checkpoint (``.ckpt``) or a Hugging Face directory
             (``save_pretrained`` output); its architecture must match ``config``. Not saved in
             checkpoints: a resumed or reloaded run takes its weights from the checkpoint itself.
+        optimizer: ``adamw`` (fused AdamW for every weight) or ``muon`` (Muon for the hidden
+            matrices of attention and feed-forward, AdamW for the rest; ``configs/optim/muon.yaml``).
+        muon: Muon's settings (``zoo.tasks.optimizers.MuonConfig``: lr, weight_decay, momentum,
+            nesterov, ns_steps, adjust_lr_fn); null = its defaults. Only with ``optimizer: muon``.
     """
 
     family: ClassVar[Family]  # from zoo.models.registry; model_class and config_class follow from it
     model_class: ClassVar[type[ZooModel]]
     config_class: ClassVar[type[TransformerConfig]]
-    # The training loss; zoo.speed.CompileModel swaps in its compiled form on the instance.
-    loss_fn: Callable[..., Tensor] = staticmethod(token_cross_entropy)
+    # Methods zoo.speed.CompileModel replaces on the instance with their torch.compile'd form: the
+    # whole step (model, output head and loss) in one graph wherever the objective allows it.
+    compile_units: ClassVar[tuple[str, ...]] = ("forward_loss",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -146,6 +161,8 @@ class LanguageModelTask(L.LightningModule):
         min_lr_ratio: float = 0.1,
         max_steps: int | None = None,
         pretrained: str | None = None,
+        optimizer: OptimizerName = "adamw",
+        muon: MuonConfig | None = None,
     ):
         super().__init__()
         if isinstance(config, Mapping):  # from a checkpoint's plain hyper-parameters
@@ -157,10 +174,12 @@ class LanguageModelTask(L.LightningModule):
                 f"optimizer settings out of range: lr={lr} must be > 0, warmup_steps={warmup_steps} >= 0, "
                 f"min_lr_ratio={min_lr_ratio} in [0, 1]"
             )
-        self.save_hyperparameters(ignore=["config", "pretrained", "_class_path", "_instantiator"])
+        muon = check_optimizer(optimizer, muon, config)
+        self.save_hyperparameters(ignore=["config", "pretrained", "muon", "_class_path", "_instantiator"])
         # Plain values only, so checkpoints load with torch.load(weights_only=True) and
         # `SomeTask.load_from_checkpoint(path)` rebuilds the config from them.
         self.hparams["config"] = config.to_dict()
+        self.hparams["muon"] = muon.to_dict() if muon is not None else None
         self.config = config
         self.model = self.model_class(config)
         if pretrained is not None:
@@ -197,10 +216,20 @@ class LanguageModelTask(L.LightningModule):
         """As ``logits_and_labels``, with row i of both belonging to sequence i of the batch."""
         return self.logits_and_labels(batch)
 
-    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+    def forward_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, logits, labels)`` of a batch: the model, its output head and the loss — the whole
+        of a step's model computation, which ``--compile.enabled`` compiles as one graph (on a CPU a
+        vocabulary head left eager outside the compiled stacks ran its bf16 matmul 6x slower than
+        inside a graph). The logits come back detached, for the metrics: an output that required
+        grad would make the compiled backward take a zero gradient for all of them.
+        """
         logits, labels = self.logits_and_labels(batch)
         # float32 loss without a float32 copy of the logits (zoo.tasks.losses: a third of a bf16 step).
-        loss = self.loss_fn(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        loss = token_cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        return loss, logits.detach(), labels
+
+    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+        loss, logits, labels = self.forward_loss(batch)
         batch_size = labels.shape[0]
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train",
                  batch_size=batch_size, sync_dist=stage != "train")
@@ -208,9 +237,11 @@ class LanguageModelTask(L.LightningModule):
         # argmax cost a tenth of a step (torch.profiler); validation and test keep every metric.
         if stage != "train":
             metrics = getattr(self, f"{stage}_metrics")
-            logits = logits.detach().float()
+            logits = logits.float()
             metrics["perplexity"].update(logits, labels)  # wants (b, t, v)
             metrics["accuracy"].update(logits.flatten(0, 1), labels.flatten())  # wants (n, v)
+            if "bpb" in metrics:
+                metrics["bpb"].update(logits, labels)
             self.log_dict({f"{stage}_{k}": v for k, v in metrics.items()}, on_step=False, on_epoch=True,
                           batch_size=batch_size)
         aux = self.model.aux_loss()  # mixture-of-experts load balancing, weighted; None without experts
@@ -222,10 +253,21 @@ class LanguageModelTask(L.LightningModule):
         return loss
 
     def setup(self, stage: str) -> None:
-        """Refuse data longer than a learned position table before any step runs."""
-        data_len = getattr(self.trainer.datamodule, "max_seq_len", None) if self._trainer is not None else None
+        """Refuse data longer than a learned position table before any step runs; add the metrics
+        that need the data's tokenizer."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        data_len = getattr(datamodule, "max_seq_len", None)
         if data_len is not None:
             self.config.check_sequence_length(data_len, "data max_seq_len")
+        tokenizer = getattr(datamodule, "tokenizer", None)
+        if tokenizer is not None:
+            for metrics in (self.val_metrics, self.test_metrics):
+                metrics.update(self.text_metrics(tokenizer))
+
+    def text_metrics(self, tokenizer: Tokenizer) -> dict[str, Metric]:
+        """Validation and test metrics that read the data's tokenizer: bits per byte of the scored
+        tokens (``zoo.tasks.metrics.BitsPerByte``: comparable across tokenizers)."""
+        return {"bpb": BitsPerByte(tokenizer.token_byte_lengths())}
 
     def configure_model(self) -> None:
         """Shard with FSDP2 when the strategy provides a device mesh (``zoo.strategies.FSDP2``,
@@ -266,8 +308,12 @@ class LanguageModelTask(L.LightningModule):
         correct = (logits.argmax(dim=-1) == labels) & scored
         return {"loss": nll.sum(dim=1) / num_tokens, "num_tokens": num_tokens, "num_correct": correct.sum(dim=1)}
 
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        return decay_groups(self.model, self.hparams.weight_decay)
+    def parameter_groups(self, module: nn.Module | None = None) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups over ``module`` (default: the model; fine-tuning adds its
+        head): ``zoo.tasks.optimizers.parameter_groups``."""
+        h = self.hparams
+        return parameter_groups(module if module is not None else self.model, self.model, optimizer=h.optimizer,
+                                lr=h.lr, weight_decay=h.weight_decay, muon=MuonConfig.from_value(h.muon))
 
     configure_gradient_clipping = configure_fused_gradient_clipping  # fused AdamW with bf16-mixed + clipping
 
@@ -278,8 +324,9 @@ class LanguageModelTask(L.LightningModule):
         # position, which Lightning then drops (Lightning issue #20550): the epoch would start over.
         total = None if h.scheduler == "constant" else h.max_steps or (
             lambda: int(self.trainer.estimated_stepping_batches))
-        return adamw_with_schedule(self.parameter_groups(), lr=h.lr, betas=h.betas, eps=h.eps,
-                                   warmup_steps=h.warmup_steps, total_steps=total, min_lr_ratio=h.min_lr_ratio)
+        optimizer = build_optimizer(self.parameter_groups(), h.optimizer, lr=h.lr, betas=h.betas, eps=h.eps,
+                                    muon=MuonConfig.from_value(h.muon))
+        return with_schedule(optimizer, warmup_steps=h.warmup_steps, total_steps=total, min_lr_ratio=h.min_lr_ratio)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TASK_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -337,30 +384,37 @@ def apply_optimizer_changes(checkpoint: dict[str, Any], hparams: Mapping[str, An
     """A resume that sets another learning rate, weight decay, betas or eps (``zoo.runs.resume_changes``)
     must get them: Lightning restores the optimizer's and scheduler's saved state, which holds the old
     ones. Rewrite that state in ``checkpoint`` before it is restored: rates scaled by new / old (so
-    groups with their own multiples keep them), decay set where it was on, betas and eps replaced."""
+    groups with their own multiples, μP's, keep them), decay set where it was on, betas and eps
+    replaced. Muon's groups (``"optimizer": "muon"``) take the same from the ``muon`` settings."""
     old = checkpoint.get("hyper_parameters", {})
     if not all(k in old for k in ("lr", "weight_decay")):
         return
-    ratio = hparams["lr"] / old["lr"] if old["lr"] else 1.0
-    for state in checkpoint.get("optimizer_states", []):
+    settings = {"adamw": (old, hparams),
+                "muon": (old.get("muon") or MuonConfig().to_dict(), hparams.get("muon") or MuonConfig().to_dict())}
+    schedulers = checkpoint.get("lr_schedulers", [])
+    for index, state in enumerate(checkpoint.get("optimizer_states", [])):
+        ratios = []
         for group in state.get("param_groups", []):
+            before, now = settings["muon" if group.get("optimizer") == "muon" else "adamw"]
+            ratio = now["lr"] / before["lr"] if before["lr"] else 1.0
+            ratios.append(ratio)
             for key in ("lr", "initial_lr"):
                 if key in group and ratio != 1.0:
                     group[key] = group[key] * ratio
-            if group.get("weight_decay") and hparams["weight_decay"] != old["weight_decay"]:
-                group["weight_decay"] = hparams["weight_decay"]
-            for key in ("betas", "eps"):
-                if key in group and key in hparams and key in old and hparams[key] != old[key]:
-                    group[key] = tuple(hparams[key]) if key == "betas" else hparams[key]
-    for scheduler in checkpoint.get("lr_schedulers", []):
-        for key in ("base_lrs", "_last_lr"):
-            if key in scheduler and ratio != 1.0:
-                scheduler[key] = [lr * ratio for lr in scheduler[key]]
+            if group.get("weight_decay") and now["weight_decay"] != before["weight_decay"]:
+                group["weight_decay"] = now["weight_decay"]
+            for key in ("betas", "eps", "momentum", "nesterov", "ns_steps", "adjust_lr_fn"):
+                if key in group and key in now and key in before and now[key] != before[key]:
+                    group[key] = tuple(now[key]) if key == "betas" else now[key]
+        scheduler = schedulers[index] if index < len(schedulers) else {}
+        for key in ("base_lrs", "_last_lr"):  # one entry per group, in the optimizer's order
+            if key in scheduler and len(scheduler[key]) == len(ratios):
+                scheduler[key] = [lr * ratio for lr, ratio in zip(scheduler[key], ratios, strict=True)]
 
 
 def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:
     """One line naming every config field in which a checkpoint (``saved``) and the model differ."""
-    runtime_only = ("dropout", "attn_implementation")  # may differ between training and evaluation
+    runtime_only = ("dropout", "attn_implementation", "preset")  # may differ between training and evaluation
     differing = [k for k in mine if k in saved and saved[k] != mine[k] and k not in runtime_only]
     if differing:
         details = ", ".join(f"{k}: checkpoint {saved[k]!r} vs now {mine[k]!r}" for k in differing)

@@ -1,5 +1,5 @@
 """Sequence classification in ``zoo fit``: ``BertClassifier``, ``GPTClassifier`` (GPT and LLaMA
-configs) and ``T5Classifier``. Each reads one vector per text (``zoo.models.heads``: encoder mean,
+configs) and ``T5Classifier``. Each reads one vector per text (``zoo.tasks.formats``: encoder mean,
 decoder last real token, T5 decoder first step), maps it to label logits with a new linear head, and
 reports accuracy and macro-F1 (torchmetrics). Data: ``zoo.data.LabelledTextDataModule``.
 
@@ -19,10 +19,11 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from zoo.models import BertConfig, GPTConfig, T5Config
-from zoo.models.heads import ClassificationHead, Pooling, resolve_pooling, sequence_features
+from zoo.models.heads import ClassificationHead
 from zoo.models.registry import FAMILIES
 from zoo.tasks.base import Stage
 from zoo.tasks.finetune import FineTuneTask
+from zoo.tasks.formats import Pooling, format_of
 
 Label = str | int
 
@@ -35,7 +36,7 @@ class SequenceClassifier(FineTuneTask):
         labels: Label names in id order; ``zoo fit`` links them from the data module.
         num_labels: The number of classes you expect; refused in one line when the data disagrees.
             Null = as many as ``labels``.
-        pooling: Which vector classifies a text (``zoo.models.heads``): ``auto``, or ``mean`` /
+        pooling: Which vector classifies a text (``zoo.tasks.formats``): ``auto``, or ``mean`` /
             ``first`` (encoder), ``last`` / ``mean`` (decoder), ``decoder_start`` / ``mean`` (T5).
         head_dropout: Dropout before the head; null = the model's ``dropout``.
         **kwargs: ``pretrained``, ``freeze``, ``adapter`` (``zoo.tasks.finetune.FineTuneTask``) and the
@@ -59,12 +60,13 @@ class SequenceClassifier(FineTuneTask):
                              f"{list(labels)[:10]}; drop num_labels or fix the data")
         # Read by the base class's constructor (metrics, unused parameters), so set first.
         self.label_names: list[Label] = list(labels) if labels is not None else list(range(num_labels))
-        self.pooling = resolve_pooling(self.family.shape, pooling)
+        self.format = format_of(self.family.shape)
+        self.pooling = self.format.resolve_pooling(pooling)
         super().__init__(config, **kwargs)
         self.hparams["labels"] = self.label_names
         dropout = self.config.dropout if head_dropout is None else head_dropout
         self.head = ClassificationHead(self.config.embed_dim, len(self.label_names), dropout=dropout,
-                                       init_std=self.config.init_std)
+                                       init_std=self.config.init_std, output_multiplier=self.config.output_multiplier)
 
     @property
     def num_labels(self) -> int:
@@ -76,30 +78,30 @@ class SequenceClassifier(FineTuneTask):
             "macro_f1": MulticlassF1Score(self.num_labels, average="macro"),
         })
 
+    def text_metrics(self, tokenizer: Any) -> dict[str, Any]:
+        return {}  # accuracy and macro-F1 read labels, not tokens
+
     def unused_parameters(self) -> list[nn.Parameter]:
         """The LM head's own weights (a tied head is the embedding, which is used); T5's whole decoder
         when the encoder mean classifies."""
-        model, shape = self.model, self.family.shape
-        unused = []
-        if shape == "encoder":
-            unused.append(model.mlm_head.bias)
-        if not self.config.tie_embeddings:
-            unused.append(model.lm_head.weight)
-        if shape == "encoder-decoder" and self.pooling == "mean":
-            unused += list(model.decoder.parameters())
-        return unused
+        return self.format.unused_parameters(self.model, self.pooling)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Label logits ``(b, n)`` for formatted inputs ``(b, t)`` (see ``LabelledTextDataModule``)."""
-        return self.head(sequence_features(self.model, input_ids, attention_mask, self.pooling))
+        return self.head(self.format.features(self.model, input_ids, attention_mask, self.pooling))
 
-    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+    def forward_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, label logits (b, n), labels (b,))``: body, pooling, head and loss, one graph when
+        compiled (``LanguageModelTask.forward_loss``)."""
         logits = self(batch["input_ids"], batch["attention_mask"]).float()
         labels = batch["labels"]
-        loss = F.cross_entropy(logits, labels)
+        return F.cross_entropy(logits, labels), logits.detach(), labels
+
+    def _shared_step(self, batch: Mapping[str, Tensor], stage: Stage) -> Tensor:
+        loss, logits, labels = self.forward_loss(batch)
         metrics = getattr(self, f"{stage}_metrics")
         for metric in metrics.values():
-            metric.update(logits.detach(), labels)
+            metric.update(logits, labels)
         size = len(labels)
         self.log(f"{stage}_loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train",
                  batch_size=size, sync_dist=stage != "train")

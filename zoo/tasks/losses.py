@@ -8,7 +8,8 @@ same gradient (in the logits' dtype, as autograd returns it) in about a third of
 forward takes the log-sum-exp a block of rows at a time, so no float32 copy of all the logits is ever
 written, and the backward is one softmax kernel over the logits as they are.
 
-Under ``torch.compile`` on a CPU the row loop would be traced as it stands, so ``_CompiledCrossEntropy``
+Under ``torch.compile`` on a CPU — ``--compile.enabled`` compiles a task's whole step, loss included
+(``LanguageModelTask.forward_loss``) — the row loop would be traced as it stands, so ``_CompiledCrossEntropy``
 says the same in whole-tensor ops the compiler fuses: the log-sum-exp forward, and a backward of one
 softmax pass plus a scatter of the ``n`` target entries. ``F.cross_entropy``'s own compiled backward
 compares every column index with the row's target to place the ``-1``, and inductor's boolean
@@ -21,9 +22,6 @@ Shapes: n scored positions, v vocab.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -34,13 +32,6 @@ from zoo.data.objectives import IGNORE_INDEX
 # Smaller blocks fit L2 but multiply the parallel regions: on a shared 2-core machine each region waits
 # for a descheduled thread, and 1 MiB blocks made the loss 7x slower with two threads (4x faster with one).
 _BLOCK_ELEMENTS_PER_THREAD = 1 << 20
-
-
-@functools.cache
-def compiled_token_cross_entropy() -> Callable[..., Tensor]:
-    """``token_cross_entropy`` under ``torch.compile`` (built once): one fused pass forward and one
-    backward, about twice as fast again on a shared 2-core CPU (``zoo.speed.CompileModel`` uses it)."""
-    return torch.compile(token_cross_entropy)
 
 
 def token_cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> Tensor:

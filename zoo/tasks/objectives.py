@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.models import BertConfig, GPTConfig, T5Config
 from zoo.models.registry import FAMILIES
 from zoo.tasks.base import IGNORE_INDEX, LanguageModelTask
+from zoo.tasks.losses import token_cross_entropy
 
 
 class MaskedLM(LanguageModelTask):
@@ -17,9 +20,14 @@ class MaskedLM(LanguageModelTask):
 
     Only masked positions go through the MLM head — the other ~85 % of vocabulary projections would
     be thrown away by the loss. Arguments as in ``LanguageModelTask``.
+
+    Compiled, the step is two graphs: the encoder stack, then the head and loss over the masked
+    positions (``head_loss``). How many positions are masked is known only from the data, and a
+    shape that depends on values ends a graph.
     """
 
     family = FAMILIES["bert"]
+    compile_units: ClassVar[tuple[str, ...]] = ("head_loss",)
 
     def __init__(self, config: BertConfig, **kwargs):
         super().__init__(config, **kwargs)
@@ -29,6 +37,22 @@ class MaskedLM(LanguageModelTask):
         selected = batch["labels"] != IGNORE_INDEX
         logits = self.model.mlm_head(hidden[selected])  # (n, v)
         return logits[None], batch["labels"][selected][None]  # (1, n, v), (1, n)
+
+    def forward_loss(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        hidden = self.model.encode(batch["input_ids"], batch.get("attention_mask"))  # (b, t, e)
+        selected = batch["labels"] != IGNORE_INDEX
+        hidden, labels = hidden[selected], batch["labels"][selected]  # (n, e), (n,)
+        # n changes every batch: one graph for every n, also under --compile.dynamic false.
+        torch._dynamo.maybe_mark_dynamic(hidden, 0)
+        torch._dynamo.maybe_mark_dynamic(labels, 0)
+        return self.head_loss(hidden, labels)
+
+    def head_loss(self, hidden: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, logits (1, n, v), labels (1, n))`` of the MLM head over the masked positions'
+        states ``hidden`` ``(n, e)``: head and loss in one compiled graph."""
+        logits = self.model.mlm_head(hidden)  # (n, v)
+        loss = token_cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        return loss, logits.detach()[None], labels[None]
 
     def sequence_logits_and_labels(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         return self.model(batch["input_ids"], batch.get("attention_mask")), batch["labels"]  # (b, t, v), (b, t)

@@ -1,5 +1,6 @@
 """Synthetic tasks generated from a seed: copy, reverse, sort and multi-digit addition (source →
-target strings), and balanced brackets (text → label).
+target strings, ``InstructionDataModule(builtin=...)``), and balanced brackets (text → label,
+``LabelledTextDataModule(builtin="brackets")``); ``SyntheticSplits`` sizes them.
 
 Every split is drawn from one ``random.Random`` seeded by the task name and the seed, so a seed
 always gives the same examples, and no string appears in two splits (each draw is checked against
@@ -12,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 #: Symbols of the string tasks (copy, reverse, sort).
 LETTERS = "abcdefghijklmnop"
@@ -20,6 +21,67 @@ DIGITS = "0123456789"
 #: Two bracket kinds: counting alone cannot tell balanced from unbalanced strings.
 BRACKETS = "()[]"
 BRACKET_LABELS = ("unbalanced", "balanced")
+
+
+SyntheticTask = Literal["copy", "reverse", "sort", "addition", "brackets"]
+#: Default (min_len, max_len) of training inputs per task (addition: digits of the longer operand).
+DEFAULT_LENGTHS: dict[str, tuple[int, int]] = {"copy": (1, 8), "reverse": (1, 8), "sort": (1, 8), "addition": (1, 4),
+                                               "brackets": (2, 16)}
+
+
+@dataclass
+class SyntheticSplits:
+    """Sizes and lengths of a synthetic task's splits (null lengths: the task's defaults).
+
+    Args:
+        train_size: Training examples.
+        val_size: Validation examples (same lengths as training).
+        test_size: Test examples, all longer than any training input (length generalisation).
+        min_len: Shortest input (addition: digits of the longer operand; brackets: characters).
+        max_len: Longest training / validation input.
+        test_min_len: Shortest test input; null = ``max_len + 1``.
+        test_max_len: Longest test input; null = ``max_len + max(2, max_len // 2)``.
+    """
+
+    train_size: int = 4000
+    val_size: int = 200
+    test_size: int = 200
+    min_len: int | None = None
+    max_len: int | None = None
+    test_min_len: int | None = None
+    test_max_len: int | None = None
+
+    def sizes(self) -> dict[str, int]:
+        for name in ("train_size", "val_size", "test_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"synthetic.{name}={getattr(self, name)} must be >= 1")
+        return {"train": self.train_size, "validation": self.val_size, "test": self.test_size}
+
+    def lengths(self, task: str) -> Lengths:
+        """The input lengths of each split for ``task``, defaults filled in."""
+        low, high = DEFAULT_LENGTHS[task]
+        min_len = low if self.min_len is None else self.min_len
+        max_len = high if self.max_len is None else self.max_len
+        test_min = self.test_min_len or max_len + 1
+        return Lengths(min_len, max_len, test_min, self.test_max_len or max(test_min, max_len + max(2, max_len // 2)))
+
+
+def check_synthetic(builtin: str, synthetic: SyntheticSplits | dict | None, data: Any) -> SyntheticSplits | None:
+    """The splits of a synthetic ``builtin`` task (None for another built-in task), checked in one
+    line now; the data module ``data`` then trains a character tokenizer without span sentinels."""
+    if builtin not in DEFAULT_LENGTHS:
+        if synthetic is not None:
+            raise ValueError(f"synthetic sizes apply to the tasks {list(DEFAULT_LENGTHS)}, not builtin={builtin!r}")
+        return None
+    synthetic = SyntheticSplits(**synthetic) if isinstance(synthetic, dict) else synthetic or SyntheticSplits()
+    try:
+        synthetic.sizes(), synthetic.lengths(builtin)
+    except ValueError as error:
+        raise ValueError(f"builtin={builtin!r}: {error}") from None
+    if data.tokenizer_path is None and data.tokenizer_kind != "char":
+        raise ValueError(f"builtin={builtin!r} is a task of single characters: set tokenizer: char")
+    data.num_sentinels = 0
+    return synthetic
 
 
 @dataclass(frozen=True)

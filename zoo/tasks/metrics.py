@@ -1,4 +1,5 @@
-"""The comparison's metrics that torchmetrics lacks: exact match of generated strings, and bits per byte.
+"""The metrics torchmetrics lacks, which zoo fit's tasks log beside perplexity, accuracy, macro-F1 and
+character error rate: exact match of generated strings, and bits per byte (tokenizer-independent).
 
 Both keep sums as states (reduced by summation across processes), so they are exact over a whole
 epoch whatever the batch sizes.

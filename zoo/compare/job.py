@@ -1,0 +1,120 @@
+"""One compare run as a job, whichever launcher started it: ``zoo fit`` on the run's ``fit.yaml``
+into its run directory (``--ckpt_path last_or_new``: a killed or preempted job resumes its last
+checkpoint), then ``zoo validate`` and ``zoo test`` of the final weights (``<run>/validate/``,
+``<run>/test/``), then ``job.json`` (peak memory, threads, host). ::
+
+    python -m zoo.compare.job <run dir> [--threads N]
+
+``CompareJob`` is the same for ``submitit`` (SLURM, or its local executor): when the scheduler's
+warning signal arrives before the time limit it stops training the way SIGTERM does (after the
+current step, ``last.ckpt`` saved) and hands over to submitit, which requeues the job; the requeued
+job resumes from ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+#: The run's zoo fit config, as the study expanded it.
+FIT_FILE = "fit.yaml"
+JOB_FILE = "job.json"
+
+
+def _peak_memory_mb() -> tuple[float, str]:
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated():
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda max allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu peak rss"  # KiB on Linux
+
+
+def run_job(run_dir: str | os.PathLike[str], threads: int | None = None) -> None:
+    """Train, validate and test the run in ``run_dir`` (see the module docstring)."""
+    import torch
+
+    from zoo.cli import run
+    from zoo.speed import reuse_freed_memory
+
+    reuse_freed_memory()  # as every zoo command does
+    if threads:
+        torch.set_num_threads(threads)
+    directory = Path(run_dir)
+    given = ["--config", os.fspath(directory / FIT_FILE), "--run.dir", os.fspath(directory)]
+    cli = run(["fit", *given, "--ckpt_path", "last_or_new"])
+    for subcommand in ("validate", "test"):
+        run([subcommand, *given, "--ckpt_path", "last"])
+    peak, kind = _peak_memory_mb()
+    record = {"peak_mem_mb": round(peak, 1), "memory": kind, "threads": torch.get_num_threads(),
+              "device": cli.trainer.strategy.root_device.type, "host": socket.gethostname()}
+    (directory / JOB_FILE).write_text(json.dumps(record, indent=1) + "\n")
+
+
+class CompareJob:
+    """``run_job`` as a ``submitit`` callable that stops cleanly and is requeued when the scheduler
+    warns of the time limit or of preemption.
+
+    Args:
+        threads: PyTorch intra-op threads of the job (None: its default).
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def __call__(self, run_dir: str) -> str:
+        from submitit import JobEnvironment
+
+        warning = JobEnvironment._usr_sig()  # SIGUSR2 unless the cluster says otherwise
+        submitits = signal.getsignal(warning)  # checkpoint_and_try_requeue: calls self.checkpoint, requeues
+        warned: list[int] = []
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            warned.append(signum)
+            os.kill(os.getpid(), signal.SIGTERM)  # zoo fit stops after this step, saving last.ckpt
+
+        signal.signal(warning, stop)
+        try:
+            run_job(run_dir, self.threads)
+        except SystemExit:
+            if warned and callable(submitits):
+                submitits(warning, None)  # requeue (and exit); this job resumes where it stopped
+            raise
+        finally:
+            signal.signal(warning, submitits)
+        return run_dir
+
+    def checkpoint(self, run_dir: str) -> Any:
+        """What submitit resubmits: the same job, which resumes from the run's ``last.ckpt``."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(CompareJob(self.threads), run_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo.compare.job", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    from zoo.cli import expected_error
+
+    try:
+        run_job(args.run_dir, args.threads)
+    except Exception as error:  # zoo's error policy: one line for what a user can act on, a traceback for a bug
+        line = expected_error(error)
+        if line is None:
+            raise
+        print(f"zoo: error: {line}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
