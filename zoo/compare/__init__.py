@@ -1,43 +1,54 @@
-"""Compare architectures on tasks: a study file → ``zoo fit`` runs → a fair table and plots.
+"""Compare architectures on tasks: a study file → ``zoo fit`` runs → a table you can trust.
 
 A study trains every entry (a family, or a family with ablation overrides) on every task, for each
 seed, and every such run is a ``zoo fit`` run: the family's zoo fit task, the task's zoo fit data
 module, the same recipe for all, and a matched budget — the same non-embedding parameter count (sizes
 searched automatically; a mixture of experts matches the parameters a token runs), or the same
 training tokens or FLOPs (``zoo.flops``). Each run lives in its own run directory
-(``<output_dir>/runs/<task>/<entry>/seed<k>/``, see ``zoo.runs``) with the ``fit.yaml`` that retrains
-it alone; ``results.csv``, ``results.json``, ``results.md`` (mean ± std over seeds) and
-``plots/<task>.png`` are drawn from the run directories.
+(``<output_dir>/runs/<task>/<entry>[/<grid point>]/seed<k>/``, see ``zoo.runs``) with the ``fit.yaml``
+that retrains it alone. Every entry is compared with the study's ``baseline`` on the same seeds
+(paired: the same split, data order and initialisation seed), with a 95 % interval, Holm's
+correction across a table and a verdict — better / worse / negligible / no detectable difference /
+inconclusive — beside the smallest difference the seeds could detect. ``results.json`` holds every
+number; ``results.md``, ``results.csv`` and ``plots/`` are drawn from it (``zoo compare report``).
 
 One concern per module:
 
-- ``config``: the study file → ``Comparison`` (entries, tasks, budget, training recipe).
+- ``config``: the study file → ``Comparison`` (entries, tasks, budget, training recipe, grids,
+  baseline); ``metrics``: each metric's direction, unit and default smallest effect.
 - ``tasks``: the task names → zoo fit data modules; ``budget``: parameter counts and size matching.
-- ``plan``: the study expanded into runs (fit configs, sizes, steps a budget buys), all checked first.
+- ``plan``: the study expanded into runs (fit configs, sizes, steps a budget buys, paired seeds,
+  grid points), all checked first.
 - ``launch``: the runs trained — ``local`` processes (``--jobs N``) or a SLURM array via submitit;
   ``job``: one run (fit, then the final validation and test), resumable.
-- ``results``: each run read back from its directory; ``report``: tables and plots.
+- ``results``: each run read back from its directory; ``grid``: each entry's grid value chosen on
+  validation; ``statistics``: paired verdicts, noise floor, budget warnings; ``report``: results.md,
+  plots and a README table from ``results.json``.
 
 The file format (every key but ``tasks`` and one of ``families`` / ``entries`` is optional)::
 
     name: seq2seq_families
     output_dir: runs/compare/seq2seq_families   # default runs/compare/<name>
-    seeds: [0, 1]                               # or a count: 2
+    seeds: [0, 1, 2]                            # or a count: 3
     families: [t5, gpt, bert]                   # shorthand for entries named by family
     entries:                                    # ... or explicit ones
-      - {name: t5-deep, family: t5, config: {num_layers: 3}, tasks: [copy]}
+      - {name: t5-deep, family: t5, config: {num_layers: 3}, tasks: [copy], train: {lr: 1.0e-3}}
     model: {num_layers: 2, num_heads: 4, dropout: 0.0}   # config fields shared by every entry
     variants:                                   # ablations: each entry × each variant
-      - {name: rmsnorm, config: {norm: rmsnorm}}
+      - {name: rmsnorm, config: {norm: rmsnorm}, only: [gpt]}   # only: cross with these entries alone
     sweep: {position: [learned, rotary, alibi]} # shorthand: one variant per value
     tasks: [copy, {type: addition, max_len: 3}] # see zoo.compare.tasks.TASK_TYPES
     budget: {params: 100000, tolerance: 0.1, match: [embed_dim, ffn_dim], tokens: null, flops: null}
-    train: {max_steps: 600, batch_size: 32, lr: 1.0e-3, val_every: 150}
+    train: {max_steps: 600, batch_size: 32, lr: [1.0e-3, 2.0e-3, 4.0e-3], val_every: 150}   # a list: a grid
+    tune: {seeds: 1, metric: null}              # grids run on the first seed; the best validation value wins
+    baseline: t5                                # an entry (or, with variants crossed, a variant of each)
+    smallest_effect: {bpb: 0.005, accuracy: 0.005}   # per metric (val_/test_ prefix: one split); defaults
+    repeat_baseline: 1                          # the noise floor: the baseline again, other initialisation
 
-Bad input (unknown key, family, task, option or config field; a task a family cannot run; a
-budget no size reaches; a data file missing its fields; a run directory holding another config;
-an unknown launcher) fails with one line before anything trains.
-"""
+Bad input (unknown key, family, task, option or config field; a grid over a key that does not exist;
+a baseline that is not an entry; a baseline with fewer than 3 seeds; a task a family cannot run; a
+budget no size reaches; a data file missing its fields; a run directory holding another config; an
+unknown launcher) fails with one line before anything trains."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def _budget_table(table: dict[str, Any], grid_keys: list[str]) -> list[str]:
         if not row["seeds"] and not row["diverged"]:
             continue
         chosen = dict(part.split("=", 1) for part in row["point"].split(",")) if row["point"] else {}
-        name = row["entry"] + (f" (diverged: seed {_seeds(row['diverged'])})" if row["diverged"] else "")
+        name = row["entry"] + (f" (diverged on seed {_seeds(row['diverged'])})" if row["diverged"] else "")
         cells = [name, *[chosen.get(k, "—") for k in grid_keys], _params(row),
                  _si(row["tokens"]) if row["tokens"] is not None else "—",
                  _si(row["flops"]) if row["flops"] is not None else "—", _mean_std(row["time_s"], 0),
@@ -311,7 +311,7 @@ def plot_paired(summary: dict[str, Any], directory: Path) -> list[Path]:
             panels += [(comparison, k) for k in keys if comparison["metrics"][k]]
         if not panels:
             continue
-        heights = [1.2 + 0.35 * len(c["metrics"][k]) for c, k in panels]
+        heights = [1.6 + 0.4 * len(c["metrics"][k]) for c, k in panels]
         figure, axes = plt.subplots(len(panels), 1, figsize=(8.0, sum(heights)), squeeze=False,
                                     gridspec_kw={"height_ratios": heights})
         for ax, (comparison, key) in zip(axes[:, 0], panels, strict=True):
@@ -409,8 +409,9 @@ def readme_block(summary: dict[str, Any], directory: str) -> str:
                 elif c is None:
                     cells += ["—", comparison["excluded"].get(name, "—"), ""]
                 else:
+                    detectable = c["detectable_difference"]
                     cells += [f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]", c["verdict"],
-                              f"{c['detectable_difference']:.2g}"]
+                              f"{detectable:.2g}" if detectable else "0 (no spread)"]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         for floor in table["noise_floor"]:
