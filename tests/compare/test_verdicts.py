@@ -281,7 +281,8 @@ def test_the_report_is_redrawn_from_results_json_alone(known, tmp_path):
     assert "| broken | **worse** +1.050 [" in first and "detects ≥" in first
     assert "| same | **no detectable difference** +0.000 [+0.000, +0.000] · no spread" in first
     assert "#### Noise floor: base against 1 repeat(s) of itself" in first
-    assert "diverged: diverged on seed(s) 3; left out of the statistics" in first and "diverged (diverged on seed 3)" in first
+    assert "diverged: diverged on seed(s) 3; left out of the statistics" in first
+    assert "| diverged (diverged on seed 3) |" in first
     assert "**Warning:** training FLOPs differ by 2.00x" in first and "2-core Test CPU CPU" in first
 
 
@@ -344,3 +345,17 @@ def test_a_study_whose_answer_is_known(tmp_path, capsys):
     assert main(["report", str(out)]) == 0
     assert (out / "results.md").read_text() == first
     assert yaml.safe_load((tmp_path / "known.yaml").read_text())["baseline"] == "base"
+
+
+@pytest.mark.slow
+def test_a_diverged_grid_point_is_a_result_not_a_failure(tmp_path):
+    config = write_study(tmp_path / "div.yaml", families=["gpt"],
+                         train={"max_steps": 6, "batch_size": 8, "val_every": 3, "warmup_steps": 1,
+                                "lr": [1.0e-3, 1.0e30]})
+    out = tmp_path / "out"
+    assert main(["--config", config, "--output-dir", str(out)]) == 0  # the study goes on, and reports
+    job = json.loads((out / "runs" / "reverse" / "gpt" / "lr=1e+30" / "seed0" / "job.json").read_text())
+    assert job["diverged"].startswith("training loss is nan at step")
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["choices"] == [{"task": "reverse", "entry": "gpt", "chosen": "lr=0.001"}]
+    assert "| gpt | **0.000** | diverged |" in (out / "results.md").read_text()

@@ -58,10 +58,9 @@ def choose(settings: dict[str, Any], records: Sequence[dict[str, Any]]) -> tuple
             for point in entry["points"]:
                 runs = [found.get((task["name"], entry["name"], point["label"], s)) for s in seeds]
                 done &= all(r is not None for r in runs)
-                values = [r["metrics"].get(metric, math.nan) if r and not r.get("diverged") else math.nan
-                          for r in runs]
-                finite = all(math.isfinite(v) for v in values)
-                rows.append({"point": point["label"], "values": values,
+                values = [r["metrics"].get(metric) if r and not r.get("diverged") else None for r in runs]
+                finite = all(v is not None and math.isfinite(v) for v in values)
+                rows.append({"point": point["label"], "values": values,  # None: diverged or not finished
                              "mean": statistics.fmean(values) if finite else None,
                              "diverged": any(r is not None and r.get("diverged") for r in runs)})
             candidates = [(i, row) for i, row in enumerate(rows) if row["mean"] is not None]

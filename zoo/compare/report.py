@@ -128,6 +128,8 @@ def _budget_table(table: dict[str, Any], grid_keys: list[str]) -> list[str]:
 
 def _paired_table(comparison: dict[str, Any], effects: dict[str, float | None]) -> list[str]:
     seeds, metrics = comparison["seeds"], list(comparison["metrics"])
+    if not comparison["entries"] and not comparison["excluded"] and not comparison["note"]:
+        return []  # the baseline alone (a noise-floor study): nothing to pair
     if comparison["entries"] and metrics:
         head = (f"#### Paired with {comparison['baseline']} ({len(seeds)} seeds: {_seeds(seeds)}; 95 % t-intervals; "
                 f"p Holm-corrected across the {len(comparison['entries'])} entries)")
@@ -318,6 +320,8 @@ def plot_paired(summary: dict[str, Any], directory: Path) -> list[Path]:
             found = {name: comparison_from_dict(c) for name, c in comparison["metrics"][key].items()}
             plot_paired_differences(ax, found, metric=column_title(key), unit=metric_of(key).unit,
                                     baseline=comparison["baseline"], colors=colors)
+            ax.set_title(f"{table['task']}{', ' + comparison['group'] if comparison['group'] else ''}: "
+                         + ax.get_title(), fontsize=9)
         figure.tight_layout()
         path = directory / f"{table['task']}-paired.png"
         figure.savefig(path, dpi=120)
