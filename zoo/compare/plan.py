@@ -81,7 +81,8 @@ def grid_points(entry: Entry) -> list[dict[str, Any]]:
 def point_label(point: dict[str, Any]) -> str:
     """``lr=0.002`` (``,`` between keys); empty for no grid."""
     def show(value: Any) -> str:
-        return f"{value:g}" if isinstance(value, float) else value if isinstance(value, str) else json.dumps(value)
+        # repr: the shortest text that reads back as the same float, so two values never share a directory
+        return repr(value) if isinstance(value, float) else value if isinstance(value, str) else json.dumps(value)
 
     return ",".join(f"{key.split('.', 1)[1]}={show(value)}" for key, value in point.items())
 

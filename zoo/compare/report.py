@@ -108,14 +108,24 @@ def hardware_line(summary: dict[str, Any]) -> str:
     return "; ".join(shown)
 
 
-def _budget_table(table: dict[str, Any], grid_keys: list[str]) -> list[str]:
+def _chosen(summary: dict[str, Any], row: dict[str, Any]) -> dict[str, str]:
+    """The row's grid values by key (``lr`` -> ``0.002``), as the plan labels them."""
+    from zoo.compare.plan import point_label
+
+    entries = {e["name"]: e for e in summary["entries"]}
+    entry = entries[row["baseline"] if row["repeat"] else row["entry"]]
+    point = next((p["values"] for p in entry["points"] if p["label"] == row["point"]), {})
+    return {key.split(".", 1)[1]: point_label({key: value}).split("=", 1)[1] for key, value in point.items()}
+
+
+def _budget_table(summary: dict[str, Any], table: dict[str, Any], grid_keys: list[str]) -> list[str]:
     columns = ["entry", *grid_keys, "params", "train tokens", "train FLOPs", "wall time (s)", "peak mem (MB)"]
     columns += [column_title(k) for k in table["metrics"]]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in table["rows"]:
         if not row["seeds"] and not row["diverged"]:
             continue
-        chosen = dict(part.split("=", 1) for part in row["point"].split(",")) if row["point"] else {}
+        chosen = _chosen(summary, row)
         name = row["entry"] + (f" (diverged on seed {_seeds(row['diverged'])})" if row["diverged"] else "")
         cells = [name, *[chosen.get(k, "—") for k in grid_keys], _params(row),
                  _si(row["tokens"]) if row["tokens"] is not None else "—",
@@ -213,7 +223,7 @@ def markdown_report(summary: dict[str, Any]) -> str:
         if table["test_note"]:
             lines += [table["test_note"], ""]
         lines += [f"**Warning:** {w}." for w in table["warnings"]] + ([""] if table["warnings"] else [])
-        lines += _budget_table(table, grid_keys) + [""]
+        lines += _budget_table(summary, table, grid_keys) + [""]
         for comparison in table["comparisons"]:
             lines += _paired_table(comparison, summary["smallest_effect"])
         for floor in table["noise_floor"]:
@@ -403,7 +413,7 @@ def readme_block(summary: dict[str, Any], directory: str) -> str:
             lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
             for name in [comparison["baseline"], *comparison["entries"], *comparison["excluded"]]:
                 row = rows[name]
-                chosen = dict(part.split("=", 1) for part in row["point"].split(",")) if row["point"] else {}
+                chosen = _chosen(summary, row)
                 c = comparison["metrics"][key].get(name)
                 cells = [name, *[chosen.get(k, "—") for k in grid_keys], _params(row),
                          _si(row["flops"]) if row["flops"] else "—", _si(row["tokens"]) if row["tokens"] else "—",
