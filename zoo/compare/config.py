@@ -210,11 +210,6 @@ class Comparison:
     repeat_baseline: int = 0
     tune: Tune = field(default_factory=Tune)
 
-    def smallest_effect_of(self, key: str) -> float | None:
-        """The smallest difference that matters for ``key`` (``val_bpb``): the study's for the key, else
-        for its metric, else the metric's default."""
-        return smallest_effect(self.smallest_effect, key)
-
 
 def smallest_effect(given: dict[str, float], key: str) -> float | None:
     """``given[key]``, else ``given[<metric of key>]``, else the metric's default (None: no verdicts)."""
@@ -279,7 +274,7 @@ def _train_grid(values: Any, what: str = "train",
     the grids as ``train.<key>`` -> values (each value checked)."""
     if not isinstance(values, dict):
         return values, {}
-    study = {k: v for k, v in (study or {}).items() if not isinstance(v, list) or k == "betas"}
+    study = study or {}
     known = {f.name: f for f in dataclasses.fields(TrainSettings)}
     scalars, grid = {}, {}
     for key, value in values.items():

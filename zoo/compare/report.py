@@ -139,10 +139,11 @@ def _budget_table(summary: dict[str, Any], table: dict[str, Any], grid_keys: lis
 def _paired_table(comparison: dict[str, Any], effects: dict[str, float | None]) -> list[str]:
     seeds, metrics = comparison["seeds"], list(comparison["metrics"])
     if not comparison["entries"] and not comparison["excluded"] and not comparison["note"]:
-        return []  # the baseline alone (a noise-floor study): nothing to pair
+        return []  # the baseline alone (a noise-floor study), or nothing finished yet: nothing to pair
     if comparison["entries"] and metrics:
+        n = len(comparison["entries"])
         head = (f"#### Paired with {comparison['baseline']} ({len(seeds)} seeds: {_seeds(seeds)}; 95 % t-intervals; "
-                f"p Holm-corrected across the {len(comparison['entries'])} entries)")
+                f"p Holm-corrected across the {n} {'entry' if n == 1 else 'entries'})")
     else:
         head = f"#### Paired with {comparison['baseline']}"
     lines = [head, ""]
@@ -161,6 +162,8 @@ def _paired_table(comparison: dict[str, Any], effects: dict[str, float | None]) 
                       f"smallest difference that matters: {matters}.", ""]
     for name, why in comparison["excluded"].items():
         lines += [f"{name}: {why}; left out of the statistics.", ""]
+    if comparison.get("unfinished"):
+        lines += [f"Not finished yet: {', '.join(comparison['unfinished'])}.", ""]
     return lines
 
 
@@ -428,6 +431,8 @@ def readme_block(summary: dict[str, Any], directory: str) -> str:
                               f"{detectable:.2g}" if detectable else "0 (no spread)"]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+            if comparison.get("unfinished"):
+                lines += [f"Not finished yet: {', '.join(comparison['unfinished'])}.", ""]
         for floor in table["noise_floor"]:
             for key, m in floor["metrics"].items():
                 if key.startswith("test_") and m["sd_difference"] is not None:

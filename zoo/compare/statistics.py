@@ -107,8 +107,8 @@ def _paired(settings: dict[str, Any], kind: str, rows: list[dict[str, Any]], bas
     """``members`` against ``baseline`` on the seeds all of them finished, per metric, Holm across them."""
     by_name = {r["entry"]: r for r in rows}
     base = by_name.get(baseline)
-    out: dict[str, Any] = {"baseline": baseline, "entries": members, "excluded": {}, "seeds": [], "metrics": {},
-                           "note": ""}
+    out: dict[str, Any] = {"baseline": baseline, "entries": members, "excluded": {}, "unfinished": [], "seeds": [],
+                           "metrics": {}, "note": ""}
     if base is None or not base["seeds"]:
         out["note"] = f"the baseline {baseline!r} has no finished run: no statistics"
         return out
@@ -121,7 +121,7 @@ def _paired(settings: dict[str, Any], kind: str, rows: list[dict[str, Any]], bas
         if row["diverged"]:
             out["excluded"][name] = f"diverged on seed(s) {', '.join(map(str, row['diverged']))}"
         elif not row["seeds"]:
-            out["excluded"][name] = "no finished run"
+            out["unfinished"].append(name)  # not run yet (--only, or a study stopped early)
         else:
             kept.append(name)
     seeds = [s for s in base["seeds"] if all(s in by_name[n]["seeds"] for n in kept)]
@@ -156,6 +156,8 @@ def _noise_floor(settings: dict[str, Any], kind: str, rows: list[dict[str, Any]]
     seeds = paired["seeds"]
     floor.update(seeds=seeds, note=paired["note"], excluded=paired["excluded"])
     kept = paired["entries"]
+    if not kept:
+        return floor  # no repeat finished yet
     for key in _metrics(settings, kind):
         spread = base["values"][key]
         result: dict[str, Any] = {
