@@ -69,13 +69,14 @@ def test_a_run_is_a_zoo_fit_config_that_retrains_alone_bit_for_bit(tmp_path):
 def test_the_dry_run_prints_every_run_and_its_size_and_only_selects(tmp_path, capsys, no_training):
     config = write_study(tmp_path / "tiny.yaml", seeds=[0, 1])
     assert main(["--config", config, "--output-dir", str(tmp_path / "out"), "--dry-run"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    *lines, total = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["[1/4] reverse/t5/seed0", "[2/4] reverse/gpt/seed0",
                                                       "[3/4] reverse/t5/seed1", "[4/4] reverse/gpt/seed1"]
     assert all("non-embedding params, 4 steps," in line and "tokens" in line and "FLOPs" in line for line in lines)
+    assert total.startswith("4 run(s):") and total.endswith("training FLOPs in all")
     assert not (tmp_path / "out").exists()  # nothing written
     assert main(["--config", config, "--output-dir", str(tmp_path / "out"), "--dry-run", "--only", "*/gpt/*"]) == 0
-    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == \
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()[:-1]] == \
         ["[1/2] reverse/gpt/seed0", "[2/2] reverse/gpt/seed1"]
     with pytest.raises(ValueError, match=r"--only \*/gpt2/\* matches no run; runs are named like 'reverse/t5/seed0'"):
         main(["--config", config, "--output-dir", str(tmp_path / "out"), "--only", "*/gpt2/*"])
@@ -191,7 +192,7 @@ def test_every_family_plans_every_kind_of_task_it_can_as_zoo_fits_task(tmp_path)
     assert data == {"reverse": "zoo.data.InstructionDataModule", "brackets": "zoo.data.LabelledTextDataModule",
                     "lm": "zoo.data.TextDataModule"}
     lm = next(r for r in runs if r.task.name == "lm")
-    assert lm.fit_config["trainer"]["limit_val_batches"] == 1  # 2 blocks of batch 8
+    assert lm.fit_config["data"]["init_args"]["eval_blocks"] == 2  # validation: 2 blocks; test: the next 2
 
 
 def test_the_llama_preset_is_named_in_the_fit_config_and_the_studys_fields_win(tmp_path):
@@ -235,7 +236,8 @@ def test_exponents_read_as_numbers(tmp_path):
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_studies_plan(path, tmp_path):
-    comparison = load_comparison(path, output_dir=str(tmp_path))
+    seeds = load_comparison(path).seeds[:3]  # the others only change the data's seed (and cost a tokenizer each)
+    comparison = load_comparison(path, output_dir=str(tmp_path), seeds=seeds)
     runs = plan(comparison)
     assert runs and len({r.name for r in runs}) == len(runs) == len({r.dir for r in runs})
     budget = comparison.budget

@@ -254,6 +254,21 @@ def test_predict_reads_the_validation_split_in_order() -> None:
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_eval_blocks_give_test_other_blocks_than_validation() -> None:
+    whole = torch.cat([b["input_ids"] for b in TextDataModule(**FAST).val_dataloader()])
+    assert torch.equal(torch.cat([b["input_ids"] for b in TextDataModule(**FAST).test_dataloader()]), whole)
+    dm = TextDataModule(**FAST, eval_blocks=3)
+    val = torch.cat([b["input_ids"] for b in dm.val_dataloader()])
+    test = torch.cat([b["input_ids"] for b in dm.test_dataloader()])
+    assert torch.equal(val, whole[:3]) and torch.equal(test, whole[3:6])  # the next ones: disjoint
+    too_many = TextDataModule(**FAST, eval_blocks=len(whole))
+    with pytest.raises(ValueError, match=f"eval_blocks={len(whole)} takes all {len(whole)} validation blocks") as info:
+        too_many.test_dataloader()
+    assert "lower eval_blocks or raise val_fraction" in assert_one_line(info.value)
+    with pytest.raises(ValueError, match="eval_blocks must be None or >= 1"):
+        TextDataModule(**FAST, eval_blocks=0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Checkpoints
 

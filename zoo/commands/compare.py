@@ -5,16 +5,19 @@ results table and plots (see ``zoo.compare`` for the file format); every run is 
     zoo compare --config configs/compare/lm_ablations.yaml --scale 2 --set train.batch_size=64
     zoo compare --config configs/compare/lm_modern.yaml --dry-run
     zoo compare --config configs/compare/lm_modern.yaml --launcher slurm --jobs 16 --slurm timeout_min=60
+    zoo compare report runs/compare/variants                       # redraw results.md and plots/
+    zoo compare report runs/compare/variants --readme README.md    # ... and the README's table
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 import yaml
 
-from zoo.compare import load_comparison, run_comparison
+from zoo.compare import load_comparison, render, run_comparison, write_readme
 from zoo.compare.launch import check_launcher
 
 
@@ -23,8 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zoo compare",
         description="Compare architectures on tasks: same data, tokenizer and budget for every entry, several seeds. "
         "Every run is a zoo fit run in its own directory (<output-dir>/runs/<task>/<entry>/seed<k>, with the fit.yaml "
-        "that retrains it alone); results.{csv,json,md} and plots/ are drawn from them. Rerunning the command skips "
-        "finished runs and resumes stopped ones.",
+        "that retrains it alone); results.{csv,json,md} and plots/ are drawn from them: every entry paired by seed "
+        "with the study's baseline (verdicts need >= 3 seeds), grids tuned on validation. Rerunning the command skips "
+        "finished runs and resumes stopped ones. 'zoo compare report DIR [--readme FILE]' redraws the report.",
     )
     parser.add_argument("--config", required=True, help="comparison YAML (see configs/compare/)")
     parser.add_argument("--scale", type=float, default=1.0,
@@ -53,8 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo compare report",
+        description="Redraw a study's results.md, results.csv and plots/ from its results.json alone (nothing "
+        "trains); --readme also writes its table into a README, between the lines '<!-- zoo compare NAME: begin -->' "
+        "and '<!-- zoo compare NAME: end -->'.",
+    )
+    parser.add_argument("directory", help="the study's output directory (holding results.json)")
+    parser.add_argument("--readme", metavar="FILE", help="a README holding the study's markers, e.g. README.md")
+    return parser
+
+
+def report(argv: list[str]) -> int:
+    """``zoo compare report <dir> [--readme FILE]``."""
+    args = build_report_parser().parse_args(argv)
+    summary = render(args.directory)
+    print(f"redrew {args.directory}/results.md, results.csv and plots/ from results.json")
+    if args.readme:
+        path = write_readme(summary, args.directory, args.readme)
+        print(f"wrote the table of {summary['name']} into {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a comparison; bad input raises ``ValueError`` (``zoo`` prints it as one line)."""
+    """Run a comparison (or ``report``: redraw one); bad input raises ``ValueError`` (``zoo`` prints it as one line)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return report(argv[1:])
     args = build_parser().parse_args(argv)
     check_launcher(args.launcher, args.jobs)
     slurm = {}
@@ -66,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     comparison = load_comparison(args.config, overrides=args.set, scale=args.scale, output_dir=args.output_dir,
                                  seeds=args.seeds)
     run_comparison(comparison, fresh=args.fresh, dry_run=args.dry_run, only=args.only, launcher=args.launcher,
-                   jobs=args.jobs, slurm=slurm)
+                   jobs=args.jobs, slurm=slurm, command=shlex.join(["zoo", "compare", *argv]))
     return 0
 
 

@@ -14,6 +14,7 @@ removing one, and lose the one-line errors.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -24,11 +25,13 @@ from typing import Any
 
 import yaml
 
+from zoo.analysis.stats import StatisticsError, check_seed_count
+from zoo.compare.metrics import KIND_METRICS, METRICS, base_name, check_metric_key, metric_of
 from zoo.compare.tasks import TaskSpec, task_from_config
 from zoo.models.registry import get_family
 
 TOP_LEVEL_KEYS = ("name", "description", "output_dir", "seeds", "families", "entries", "model", "variants", "sweep",
-                  "tasks", "budget", "train")
+                  "tasks", "budget", "train", "baseline", "smallest_effect", "repeat_baseline", "tune")
 MATCHABLE_FIELDS = ("embed_dim", "ffn_dim", "num_layers")
 
 
@@ -126,18 +129,72 @@ class TrainSettings:
 
 
 @dataclass
+class Tune:
+    """How an entry with a grid (a list where the study gives a value) picks its value.
+
+    Args:
+        seeds: The grid runs on the first this many of the study's seeds (default 1), or on every
+            seed (``all``). Each entry takes, per task, the grid value with the best mean validation
+            metric over those seeds and trains its other seeds at that value only; the tuning runs
+            at the chosen value are its results on those seeds (the same fit config: nothing is
+            retrained). One seed is the usual practice (tune once, then reuse) and costs
+            ``len(grid) - 1`` extra runs per entry; ``all`` costs ``len(grid)`` times the study and
+            makes the choice less noisy. Test metrics are never read for the choice.
+        metric: The validation metric that decides (``val_bpb`` or ``bpb``; default: the task's primary
+            one — bits per byte, exact match or accuracy).
+    """
+
+    seeds: int | str = 1
+    metric: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.seeds != "all" and (not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1):
+            raise ValueError(f"tune.seeds={self.seeds!r} must be a positive number of seeds or 'all'")
+        if self.metric is not None:
+            check_metric_key(self.metric, "tune.metric")
+            self.metric = f"val_{base_name(self.metric)}"  # the choice reads validation only
+
+    def count(self, seeds: int) -> int:
+        """How many of ``seeds`` seeds the grid runs on."""
+        return seeds if self.seeds == "all" else min(int(self.seeds), seeds)
+
+
+@dataclass
 class Entry:
-    """One contestant: a family and config overrides (a variant's included), maybe only some tasks."""
+    """One contestant: a family and config overrides (a variant's included), maybe only some tasks.
+
+    Attributes:
+        train: Training settings of this entry over the study's (e.g. its own ``lr``).
+        grid: ``train.<key>`` or ``model.<field>`` -> the values this entry is tuned over (see ``Tune``).
+        group: The base entry this one was crossed from, when variants cross several (each group is
+            one table, against its own baseline); empty otherwise.
+        baseline: The entry this one is compared with (None: no baseline in the study).
+        repeat: For a repeat of the baseline (``repeat_baseline``): its number (1, 2, ...), which moves
+            its initialisation seed; 0 for every other entry.
+    """
 
     name: str
     family: str
     config: dict[str, Any] = field(default_factory=dict)
     tasks: list[str] | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    group: str = ""
+    baseline: str | None = None
+    repeat: int = 0
 
 
 @dataclass
 class Comparison:
-    """A parsed comparison file (see the module docstring)."""
+    """A parsed comparison file (see the module docstring).
+
+    Attributes:
+        baseline: The study's ``baseline`` as written (an entry, or a variant of each group).
+        smallest_effect: Metric name (``bpb``, or ``val_bpb`` / ``test_bpb``) -> the smallest difference
+            that matters, the study's over ``zoo.compare.metrics``' defaults.
+        repeat_baseline: Repeats of each baseline (noise floor; ``zoo.compare.plan.init_seed``).
+        tune: How grids are tuned.
+    """
 
     name: str
     output_dir: Path
@@ -148,6 +205,17 @@ class Comparison:
     budget: Budget = field(default_factory=Budget)
     train: TrainSettings = field(default_factory=TrainSettings)
     description: str = ""
+    baseline: str | None = None
+    smallest_effect: dict[str, float] = field(default_factory=dict)
+    repeat_baseline: int = 0
+    tune: Tune = field(default_factory=Tune)
+
+
+def smallest_effect(given: dict[str, float], key: str) -> float | None:
+    """``given[key]``, else ``given[<metric of key>]``, else the metric's default (None: no verdicts)."""
+    if key in given:
+        return given[key]
+    return given.get(base_name(key), metric_of(key).smallest_effect)
 
 
 class _Loader(yaml.SafeLoader):
@@ -189,6 +257,60 @@ def _config_overrides(values: Any, what: str) -> dict[str, Any]:
     return dict(values)
 
 
+def _is_grid(value: Any, list_typed: bool) -> bool:
+    """A list where one value belongs is a grid; a field whose value is itself a list (``betas``) takes a
+    list of lists."""
+    return isinstance(value, list) and (not list_typed or (bool(value) and all(isinstance(v, list) for v in value)))
+
+
+def _nearest(key: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _train_grid(values: Any, what: str = "train",
+                study: dict[str, Any] | None = None) -> tuple[Any, dict[str, list[Any]]]:
+    """``train:`` (the study's, or an entry's over the study's scalars ``study``) without its grids, and
+    the grids as ``train.<key>`` -> values (each value checked)."""
+    if not isinstance(values, dict):
+        return values, {}
+    study = study or {}
+    known = {f.name: f for f in dataclasses.fields(TrainSettings)}
+    scalars, grid = {}, {}
+    for key, value in values.items():
+        if not _is_grid(value, "list" in str(known[key].type) if key in known else False):
+            scalars[key] = value
+            continue
+        if key not in known:
+            raise ValueError(f"{what}.{key}: a grid over a key that does not exist{_nearest(key, list(known))}; "
+                             f"valid keys are {list(known)}")
+        if not value:
+            raise ValueError(f"{what}.{key}: a grid needs at least one value, got []")
+        grid[f"train.{key}"] = list(value)
+    _settings(TrainSettings, {**study, **scalars}, what)
+    for key, options in grid.items():
+        for value in options:  # each value through TrainSettings' own checks
+            _settings(TrainSettings, {**study, **scalars, key.split(".", 1)[1]: value}, what)
+    return scalars, grid
+
+
+def _config_grid(values: dict[str, Any], family: str, what: str) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Config overrides without their grids, and the grids as ``model.<field>`` -> values."""
+    fields = {f.name: f for f in dataclasses.fields(get_family(family).config_class)}
+    scalars, grid = {}, {}
+    for key, value in values.items():
+        if not _is_grid(value, "list" in str(fields[key].type) if key in fields else False):
+            scalars[key] = value
+            continue
+        if key not in fields:
+            raise ValueError(f"{what}: a grid over {key!r}, which is not a config field of {family}"
+                             f"{_nearest(key, list(fields))}; zoo fit --help lists the fields")
+        if not value:
+            raise ValueError(f"{what}: the grid over {key!r} needs at least one value, got []")
+        grid[f"model.{key}"] = list(value)
+    return scalars, grid
+
+
 def _entries(raw: dict[str, Any]) -> list[Entry]:
     base: list[Entry] = []
     for family in raw.get("families") or []:
@@ -196,16 +318,16 @@ def _entries(raw: dict[str, Any]) -> list[Entry]:
     for item in raw.get("entries") or []:
         if not isinstance(item, dict) or "family" not in item:
             raise ValueError(f"each of entries needs a family (and optionally name, config, tasks), got {item!r}")
-        unknown = sorted(set(item) - {"name", "family", "config", "tasks"})
+        unknown = sorted(set(item) - {"name", "family", "config", "tasks", "train"})
         if unknown:
             raise ValueError(f"entry {item.get('name', item['family'])!r}: unknown key {unknown[0]!r}; "
-                             f"valid keys are ['name', 'family', 'config', 'tasks']")
+                             f"valid keys are ['name', 'family', 'config', 'tasks', 'train']")
         name = str(item.get("name", item["family"]))
         tasks = item.get("tasks")
         if tasks is not None and (not isinstance(tasks, list) or not tasks):
             raise ValueError(f"entry {name!r}: tasks must be a non-empty list of task names")
         base.append(Entry(name, str(item["family"]), _config_overrides(item.get("config"), f"entry {name!r} config"),
-                          tasks))
+                          tasks, train=_config_overrides(item.get("train"), f"entry {name!r} train")))
     if not base:
         raise ValueError("the comparison names no entries: give families: [...] or entries: [...]")
     for entry in base:
@@ -214,22 +336,31 @@ def _entries(raw: dict[str, Any]) -> list[Entry]:
         except ValueError as error:
             raise ValueError(f"entry {entry.name!r}: {error}") from None
 
-    variants: list[tuple[str, dict[str, Any]]] = []
+    variants: list[tuple[str, dict[str, Any], list[str] | None, dict[str, Any]]] = []
+    base_names = [e.name for e in base]
     for item in raw.get("variants") or []:
-        if not isinstance(item, dict) or "name" not in item or set(item) - {"name", "config"}:
-            raise ValueError(f"each variant needs a name and a config mapping (nothing else), got {item!r}")
-        variants.append((str(item["name"]), _config_overrides(item.get("config"), f"variant {item['name']!r} config")))
+        if not isinstance(item, dict) or "name" not in item or set(item) - {"name", "config", "only", "train"}:
+            raise ValueError(f"each variant needs a name and a config mapping (and optionally train: {{...}} and "
+                             f"only: [entries]), got {item!r}")
+        only = item.get("only")
+        if only is not None and (not isinstance(only, list) or not only or set(map(str, only)) - set(base_names)):
+            raise ValueError(f"variant {item['name']!r}: only must list some of the entries {base_names}, got {only!r}")
+        variants.append((str(item["name"]), _config_overrides(item.get("config"), f"variant {item['name']!r} config"),
+                         None if only is None else [str(o) for o in only],
+                         _config_overrides(item.get("train"), f"variant {item['name']!r} train")))
     sweep = raw.get("sweep")
     if sweep is not None:
         if not isinstance(sweep, dict) or len(sweep) != 1 or not isinstance(next(iter(sweep.values())), list):
             raise ValueError(f"sweep must map one config field to a list of values, e.g. "
                              f"{{position: [learned, rotary]}}, got {sweep!r}")
         (name, values), = sweep.items()
-        variants += [(f"{name}={'null' if v is None else v}", {name: v}) for v in values]
+        variants += [(f"{name}={'null' if v is None else v}", {name: v}, None, {}) for v in values]
     if variants:
+        several = len(base) > 1
         base = [
-            Entry(v_name if len(base) == 1 else f"{e.name}/{v_name}", e.family, {**e.config, **v_config}, e.tasks)
-            for e in base for v_name, v_config in variants
+            Entry(f"{e.name}/{v_name}" if several else v_name, e.family, {**e.config, **v_config}, e.tasks,
+                  train={**e.train, **v_train}, group=e.name if several else "")
+            for e in base for v_name, v_config, only, v_train in variants if only is None or e.name in only
         ]
     names = [e.name for e in base]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -324,13 +455,118 @@ def load_comparison(
                 raise ValueError(f"entry {entry.name!r} lists task {task!r}, which is not among the tasks {task_names}")
 
     budget = _settings(Budget, raw.get("budget"), "budget")
-    train = _settings(TrainSettings, raw.get("train"), "train")
+    train_values, train_grid = _train_grid(raw.get("train"))
+    train = _settings(TrainSettings, train_values, "train")
+    model = _config_overrides(raw.get("model"), "model")
+    for entry in entries:
+        _, model_grid = _config_grid(model, entry.family, "model")
+        entry.config, own = _config_grid(entry.config, entry.family, f"entry {entry.name!r} config")
+        entry.train, own_train = _train_grid(entry.train, f"entry {entry.name!r} train", train_values or {})
+        shared = {k: v for k, v in {**train_grid, **model_grid}.items()
+                  if k.split(".", 1)[1] not in (entry.config if k.startswith("model.") else entry.train)}
+        entry.grid = {**shared, **own_train, **own}
+    model = {k: v for k, v in model.items() if not _is_grid(v, False)}
     if scale != 1.0:
         train.max_steps = max(1, math.ceil(train.max_steps * scale))
+        for entry in entries:
+            if "train.max_steps" in entry.grid:
+                entry.grid["train.max_steps"] = [max(1, math.ceil(v * scale)) for v in entry.grid["train.max_steps"]]
         budget.params = round(budget.params * scale) if budget.params else None
         budget.tokens = round(budget.tokens * scale) if budget.tokens else None
         budget.flops = budget.flops * scale if budget.flops else None
+    seeds = [int(s) for s in raw_seeds]
+    baseline = raw.get("baseline")
+    entries = _baselines(entries, baseline, seeds, raw.get("repeat_baseline"))
+    tune = _settings(Tune, raw.get("tune"), "tune")
+    if raw.get("tune") is not None and not any(e.grid for e in entries):
+        raise ValueError("tune: no value of the study is a grid (a list, e.g. train: {lr: [1.0e-3, 2.0e-3]})")
+    if tune.metric is not None:
+        for task in tasks:
+            if base_name(tune.metric) not in KIND_METRICS[task.kind]:
+                raise ValueError(f"tune.metric={tune.metric!r}: task {task.name!r} ({task.kind}) reports "
+                                 f"{list(KIND_METRICS[task.kind])}")
     out = Path(output_dir or raw.get("output_dir") or Path("runs") / "compare" / name)
-    return Comparison(name=name, output_dir=out, seeds=[int(s) for s in raw_seeds], entries=entries, tasks=tasks,
-                      model=_config_overrides(raw.get("model"), "model"), budget=budget, train=train,
-                      description=str(raw.get("description") or ""))
+    return Comparison(name=name, output_dir=out, seeds=seeds, entries=entries, tasks=tasks, model=model,
+                      budget=budget, train=train, description=str(raw.get("description") or ""),
+                      baseline=None if baseline is None else str(baseline),
+                      smallest_effect=_smallest_effects(raw.get("smallest_effect")),
+                      repeat_baseline=int(raw.get("repeat_baseline") or 0), tune=tune)
+
+
+def _smallest_effects(values: Any) -> dict[str, float]:
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"smallest_effect must map metrics to numbers, e.g. {{bpb: 0.005, accuracy: 0.005}}, "
+                         f"got {values!r}")
+    out = {}
+    for key, value in values.items():
+        check_metric_key(key, "smallest_effect")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"smallest_effect.{key}={value!r} must be a number >= 0")
+        out[key] = float(value)
+    return out
+
+
+def _baselines(entries: list[Entry], baseline: Any, seeds: list[int], repeats: Any) -> list[Entry]:
+    """Give each entry its baseline and add the baselines' repeats; refuse what cannot be compared."""
+    if repeats is not None and (isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 0):
+        raise ValueError(f"repeat_baseline={repeats!r} must be a number of repeats (0, 1, 2, ...)")
+    if baseline is None:
+        if repeats:
+            raise ValueError("repeat_baseline repeats the baseline: name one (baseline: <entry>)")
+        return entries
+    names = [e.name for e in entries]
+    groups = list(dict.fromkeys(e.group for e in entries))
+    if not isinstance(baseline, str):
+        raise ValueError(f"baseline must name an entry, got {baseline!r}")
+    if baseline in names:
+        chosen = {e.name: baseline for e in entries}
+    elif groups != [""] and any(f"{g}/{baseline}" in names for g in groups):
+        lacking = [g for g in groups if f"{g}/{baseline}" not in names]
+        if lacking:
+            raise ValueError(f"baseline {baseline!r}: entry {lacking[0]!r} has no variant {baseline!r} to be compared "
+                             f"with; cross the variant with every entry, or name an entry")
+        chosen = {e.name: f"{e.group}/{baseline}" for e in entries}
+    else:
+        raise ValueError(f"baseline {baseline!r} is not an entry{_nearest(baseline, names)}; entries are {names}")
+    try:
+        check_seed_count(len(seeds), verdict=True)
+    except StatisticsError as error:
+        raise ValueError(f"baseline {baseline!r} asks for paired verdicts, but {error}; give more seeds (seeds: "
+                         f"[0, 1, 2] or --seeds 0 1 2) or drop the baseline (--set baseline=null)") from None
+    for entry in entries:
+        entry.baseline = chosen[entry.name]
+    added = []
+    for name in dict.fromkeys(chosen.values()):
+        source = entries[names.index(name)]
+        for r in range(1, (repeats or 0) + 1):
+            repeat = dataclasses.replace(source, name=f"{name}-repeat{r}", grid={}, baseline=name, repeat=r)
+            if repeat.name in names:
+                raise ValueError(f"repeat_baseline names its repeats {repeat.name!r}, which is an entry already; "
+                                 f"rename that entry")
+            added.append(repeat)
+    return entries + added
+
+
+def study_settings(comparison: Comparison) -> dict[str, Any]:
+    """The study as plain values — what ``results.json`` records beside the runs, and all that the
+    statistics and the report read (so ``zoo compare report`` needs nothing but that file)."""
+    from zoo.compare.plan import grid_points, point_label  # plan imports this module
+
+    tuned = comparison.tune.count(len(comparison.seeds))
+    entries = []
+    for entry in comparison.entries:
+        points = grid_points(entry) if entry.grid else []
+        entries.append({**dataclasses.asdict(entry),
+                        "points": [{"label": point_label(p), "values": p} for p in points]})
+    effects = {f"{split}_{m}": smallest_effect(comparison.smallest_effect, f"{split}_{m}")
+               for split in ("val", "test") for m in METRICS}
+    return {
+        "name": comparison.name, "description": comparison.description, "seeds": comparison.seeds,
+        "baseline": comparison.baseline, "repeat_baseline": comparison.repeat_baseline,
+        "smallest_effect": effects, "tune": {"seeds": comparison.seeds[:tuned], "metric": comparison.tune.metric},
+        "budget": dataclasses.asdict(comparison.budget), "train": dataclasses.asdict(comparison.train),
+        "model": comparison.model, "entries": entries,
+        "tasks": [{**t.options(), "kind": t.kind, "test_note": t.test_note} for t in comparison.tasks],
+    }

@@ -1,7 +1,10 @@
 """One compare run as a job, whichever launcher started it: ``zoo fit`` on the run's ``fit.yaml``
 into its run directory (``--ckpt_path last_or_new``: a killed or preempted job resumes its last
 checkpoint), then ``zoo validate`` and ``zoo test`` of the final weights (``<run>/validate/``,
-``<run>/test/``), then ``job.json`` (peak memory, threads, host). ::
+``<run>/test/``), then ``job.json`` (peak memory, threads, the machine, and the code: commit and
+``zoo/`` fingerprint, ``zoo.analysis.provenance``). A run whose training loss turns NaN or infinite
+(zoo fit's guard stops it) *diverged*: that is a result, not a failure — ``job.json`` says so, and the
+study goes on (a grid's too-large learning rate is expected to do it). ::
 
     python -m zoo.compare.job <run dir> [--threads N]
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import signal
 import socket
@@ -37,10 +41,32 @@ def _peak_memory_mb() -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cpu peak rss"  # KiB on Linux
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str) -> dict[str, Any]:
+    """What the run ran on: host, CPU model and cores, the GPU's name, torch's version."""
+    import torch
+
+    gpu = torch.cuda.get_device_name() if device == "cuda" and torch.cuda.is_available() else None
+    return {"device": device, "host": socket.gethostname(), "cpu": _cpu_model(), "cpus": os.cpu_count(), "gpu": gpu,
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
 def run_job(run_dir: str | os.PathLike[str], threads: int | None = None) -> None:
     """Train, validate and test the run in ``run_dir`` (see the module docstring)."""
     import torch
 
+    from zoo.analysis.provenance import provenance
+    from zoo.callbacks import NonFiniteLossError
     from zoo.cli import run
     from zoo.speed import reuse_freed_memory
 
@@ -49,12 +75,17 @@ def run_job(run_dir: str | os.PathLike[str], threads: int | None = None) -> None
         torch.set_num_threads(threads)
     directory = Path(run_dir)
     given = ["--config", os.fspath(directory / FIT_FILE), "--run.dir", os.fspath(directory)]
-    cli = run(["fit", *given, "--ckpt_path", "last_or_new"])
-    for subcommand in ("validate", "test"):
-        run([subcommand, *given, "--ckpt_path", "last"])
+    diverged = None
+    try:
+        device = run(["fit", *given, "--ckpt_path", "last_or_new"]).trainer.strategy.root_device.type
+    except NonFiniteLossError as error:
+        diverged, device = str(error), "cuda" if torch.cuda.is_available() else "cpu"
+    if diverged is None:
+        for subcommand in ("validate", "test"):
+            run([subcommand, *given, "--ckpt_path", "last"])
     peak, kind = _peak_memory_mb()
-    record = {"peak_mem_mb": round(peak, 1), "memory": kind, "threads": torch.get_num_threads(),
-              "device": cli.trainer.strategy.root_device.type, "host": socket.gethostname()}
+    record = {"peak_mem_mb": round(peak, 1), "memory": kind, "threads": torch.get_num_threads(), **machine(device),
+              "code": provenance(), **({"diverged": diverged} if diverged else {})}
     (directory / JOB_FILE).write_text(json.dumps(record, indent=1) + "\n")
 
 

@@ -5,6 +5,18 @@ zoo fit data module, split and shuffled by the seed) and trainer — written to 
 
     OMP_NUM_THREADS=1 zoo fit --config <output_dir>/runs/<task>/<entry>/seed<k>/fit.yaml
 
+**Pairing.** The entries' runs on seed ``k`` share that seed whole: the data module's ``seed: k`` (the
+split, the order of the training batches, the random masks) and ``seed_everything: k`` (the initial
+weights — the same values wherever two entries build parameters of the same shapes in the same order
+— and dropout). So ``entry - baseline`` on seed ``k`` cancels the luck of the split and the data order,
+and two entries that differ only in their names train to bitwise the same weights. A repeat of the
+baseline (``repeat_baseline``) keeps the data seed and moves the initialisation seed
+(``init_seed``): see ``zoo.compare.statistics`` for why that is the noise floor.
+
+**Grids.** An entry with a grid (a list where the study gives one value: ``train: {lr: [1e-3, 2e-3]}``)
+runs every grid point on the tuning seeds (``Tune``) under ``<entry>/<point>/seed<k>``; once those are
+done, its other seeds run at the chosen point (``choices``, made by ``zoo.compare.grid.choose``).
+
 Planning builds each task's data once per seed (the tokenizer lands in zoo fit's cache, where the
 runs find it), lays every example out in each family's format (``zoo.tasks.formats``) to size the
 position tables and to count what a training example costs (tokens; FLOPs by ``zoo.flops``), and
@@ -13,7 +25,10 @@ refuses in one line, before anything trains, a pair a family cannot run or a siz
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import itertools
+import json
 import math
 import os
 import re
@@ -25,7 +40,7 @@ from typing import Any
 import torch
 
 from zoo.compare.budget import match_parameters, non_embedding_parameters
-from zoo.compare.config import Comparison, Entry
+from zoo.compare.config import Comparison, Entry, TrainSettings
 from zoo.compare.tasks import DATA_MODULES, TaskSpec
 from zoo.flops import batch_tokens, training_flops
 from zoo.models.config import TransformerConfig
@@ -47,9 +62,34 @@ WHY_NOT = {"lm": "the lm task trains zoo fit's causal language model, which need
                  "encoder sees the whole block and an encoder-decoder's language model is span corruption"}
 
 
+#: A repeat ``r`` of the baseline initialises from ``seed + INIT_SEED_STEP * r`` (its data seed stays ``seed``).
+INIT_SEED_STEP = 1000
+#: (task name, entry name) -> the grid point the entry runs at on its other seeds.
+Choices = dict[tuple[str, str], dict[str, Any]]
+
+
+def init_seed(seed: int, repeat: int) -> int:
+    """The initialisation (``seed_everything``) seed of repeat ``repeat`` of the baseline on ``seed``."""
+    return seed + INIT_SEED_STEP * repeat
+
+
+def grid_points(entry: Entry) -> list[dict[str, Any]]:
+    """Every combination of the entry's grid values (``[{}]`` without a grid), in the order written."""
+    return [dict(zip(entry.grid, values, strict=True)) for values in itertools.product(*entry.grid.values())]
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """``lr=0.002`` (``,`` between keys); empty for no grid."""
+    def show(value: Any) -> str:
+        # repr: the shortest text that reads back as the same float, so two values never share a directory
+        return repr(value) if isinstance(value, float) else value if isinstance(value, str) else json.dumps(value)
+
+    return ",".join(f"{key.split('.', 1)[1]}={show(value)}" for key, value in point.items())
+
+
 @dataclass
 class Run:
-    """One entry × task × seed: where it lives, its zoo fit config and its planned size."""
+    """One entry × task × seed (× grid point): where it lives, its zoo fit config and its planned size."""
 
     entry: Entry
     task: TaskSpec
@@ -63,15 +103,26 @@ class Run:
     flops: float
     num_classes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    point: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def point_label(self) -> str:
+        return point_label(self.point)
 
     @property
     def name(self) -> str:
-        """``<task>/<entry>/seed<k>``: what ``--only`` globs match."""
-        return f"{self.task.name}/{self.entry.name}/seed{self.seed}"
+        """``<task>/<entry>/seed<k>`` (``<task>/<entry>/<point>/seed<k>`` with a grid): what ``--only`` globs match."""
+        point = f"{self.point_label}/" if self.point else ""
+        return f"{self.task.name}/{self.entry.name}/{point}seed{self.seed}"
 
     @property
     def label(self) -> str:
-        return f"{self.entry.name} × {self.task.name} × seed {self.seed}"
+        point = f" × {self.point_label}" if self.point else ""
+        return f"{self.entry.name}{point} × {self.task.name} × seed {self.seed}"
+
+    @property
+    def init_seed(self) -> int:
+        return int(self.fit_config["seed_everything"])
 
 
 def _slug(name: str) -> str:
@@ -161,9 +212,42 @@ def _cost(data: _TaskData, shape: str, config: TransformerConfig) -> tuple[float
     return tokens / count, flops / count
 
 
-def plan(comparison: Comparison, cache_dir: str | os.PathLike[str] | None = None) -> list[Run]:
-    """Every run of the study, in table order: task, then seed, then entry — so the entries of one
-    table finish together.
+def _points(comparison: Comparison, entry: Entry, task: TaskSpec, seed: int, choices: Choices) -> list[dict[str, Any]]:
+    """The grid points ``entry`` runs on ``seed`` now: all of them on a tuning seed, the chosen one on
+    the others (none while it is not chosen); a repeat runs at its baseline's choice."""
+    if entry.repeat:
+        source = next(e for e in comparison.entries if e.name == entry.baseline)
+        if not source.grid:
+            return [{}]
+        chosen = choices.get((task.name, source.name))
+        return [] if chosen is None else [chosen]
+    if not entry.grid:
+        return [{}]
+    if seed in comparison.seeds[:comparison.tune.count(len(comparison.seeds))]:
+        return grid_points(entry)
+    chosen = choices.get((task.name, entry.name))
+    return [] if chosen is None else [chosen]
+
+
+def waiting(comparison: Comparison, choices: Choices) -> int:
+    """How many runs of the study wait for a grid choice not made yet."""
+    count = 0
+    tuned = comparison.tune.count(len(comparison.seeds))
+    for task in comparison.tasks:
+        for entry in comparison.entries:
+            if entry.tasks is not None and task.name not in entry.tasks:
+                continue
+            source = next(e for e in comparison.entries if e.name == entry.baseline) if entry.repeat else entry
+            if source.grid and (task.name, source.name) not in choices:
+                count += len(comparison.seeds) - (0 if entry.repeat else tuned)
+    return count
+
+
+def plan(comparison: Comparison, cache_dir: str | os.PathLike[str] | None = None,
+         choices: Choices | None = None) -> list[Run]:
+    """Every run of the study that can be planned now, in table order: task, then seed, then entry
+    (then grid point) — so the entries of one table finish together. An entry with a grid runs every
+    point on the tuning seeds; its other seeds (and its repeats) only once ``choices`` holds its point.
 
     Raises:
         ValueError: A task's data, an entry that cannot run a task, a config field, or a budget no size
@@ -171,7 +255,7 @@ def plan(comparison: Comparison, cache_dir: str | os.PathLike[str] | None = None
     """
     runs: list[Run] = []
     sizes: dict[tuple, tuple[TransformerConfig, int, int]] = {}
-    settings, budget = comparison.train, comparison.budget
+    choices = choices or {}
     for task in comparison.tasks:
         entries = [e for e in comparison.entries if e.tasks is None or task.name in e.tasks]
         for entry in entries:  # what a family cannot run at all, before any data is built
@@ -183,28 +267,39 @@ def plan(comparison: Comparison, cache_dir: str | os.PathLike[str] | None = None
             data = _TaskData(task, seed, cache_dir)
             for entry in entries:
                 family = get_family(entry.family)
-                what = f"entry {entry.name!r} on task {task.name!r}"
                 data.check(family.shape, f"entry {entry.name!r} cannot run task {task.name!r}")
                 positions = _positions(data, family.shape)
-                given = {k: v for k, v in {**comparison.model, **entry.config}.items() if k not in LINKED}
-                fields = {**given, "max_seq_len": max(int(given.get("max_seq_len") or 0), positions)}
-                key = (entry.name, task.name, repr(sorted(fields.items())), len(data.labels),
-                       data.tokenizer.fingerprint)
-                if key not in sizes:
-                    sizes[key] = _size(family, fields, data, budget, what)
-                config, params, active = sizes[key]
-                tokens, flops = _cost(data, family.shape, config)
-                steps = settings.max_steps
-                if budget.tokens or budget.flops:
-                    per_step = settings.batch_size * (tokens if budget.tokens else flops)
-                    steps = max(1, math.ceil((budget.tokens or budget.flops) / per_step))
-                run_dir = comparison.output_dir / "runs" / _slug(task.name) / _slug(entry.name) / f"seed{seed}"
-                fit = _fit_config(comparison, entry, family, task, data, config, fields, positions, steps, seed,
-                                  f"{comparison.name}-{task.name}-{entry.name}-seed{seed}")
-                runs.append(Run(entry, task, seed, run_dir, fit, params, active, steps,
-                                round(steps * settings.batch_size * tokens), steps * settings.batch_size * flops,
-                                len(data.labels)))
+                for point in _points(comparison, entry, task, seed, choices):
+                    runs.append(_run(comparison, entry, family, task, data, seed, point, positions, sizes))
     return runs
+
+
+def _run(comparison: Comparison, entry: Entry, family: Family, task: TaskSpec, data: _TaskData, seed: int,
+         point: dict[str, Any], positions: int, sizes: dict[tuple, tuple[TransformerConfig, int, int]]) -> Run:
+    """The run of ``entry`` on ``task`` and ``seed`` at grid ``point``."""
+    budget = comparison.budget
+    settings = dataclasses.replace(comparison.train, **entry.train,
+                                   **{k[6:]: v for k, v in point.items() if k.startswith("train.")})
+    label = point_label(point)
+    what = f"entry {entry.name!r}{f' at {label}' if label else ''} on task {task.name!r}"
+    overrides = {k[6:]: v for k, v in point.items() if k.startswith("model.")}
+    given = {k: v for k, v in {**comparison.model, **entry.config, **overrides}.items() if k not in LINKED}
+    fields = {**given, "max_seq_len": max(int(given.get("max_seq_len") or 0), positions)}
+    key = (entry.name, task.name, repr(sorted(fields.items())), len(data.labels), data.tokenizer.fingerprint)
+    if key not in sizes:
+        sizes[key] = _size(family, fields, data, budget, what)
+    config, params, active = sizes[key]
+    tokens, flops = _cost(data, family.shape, config)
+    steps = settings.max_steps
+    if budget.tokens or budget.flops:
+        per_step = settings.batch_size * (tokens if budget.tokens else flops)
+        steps = max(1, math.ceil((budget.tokens or budget.flops) / per_step))
+    run_dir = comparison.output_dir / "runs" / _slug(task.name) / _slug(entry.name)
+    run_dir = (run_dir / _slug(label) if label else run_dir) / f"seed{seed}"
+    name = "-".join([comparison.name, task.name, entry.name, *([label] if label else []), f"seed{seed}"])
+    fit = _fit_config(comparison, settings, entry, family, task, data, config, fields, steps, seed, name)
+    return Run(entry, task, seed, run_dir, fit, params, active, steps, round(steps * settings.batch_size * tokens),
+               steps * settings.batch_size * flops, len(data.labels), point=dict(point))
 
 
 def _size(family: Family, fields: dict[str, Any], data: _TaskData, budget: Any,
@@ -232,22 +327,21 @@ def _size(family: Family, fields: dict[str, Any], data: _TaskData, budget: Any,
     return config, non_embedding_parameters(family.name, config, num_classes), active
 
 
-def _fit_config(comparison: Comparison, entry: Entry, family: Family, task: TaskSpec, data: _TaskData,
-                config: TransformerConfig, fields: dict[str, Any], positions: int, steps: int, seed: int,
+def _fit_config(comparison: Comparison, s: TrainSettings, entry: Entry, family: Family, task: TaskSpec,
+                data: _TaskData, config: TransformerConfig, fields: dict[str, Any], steps: int, seed: int,
                 name: str) -> dict[str, Any]:
-    """The run's zoo fit config (what ``fit.yaml`` holds)."""
-    s = comparison.train
+    """The run's zoo fit config (what ``fit.yaml`` holds): recipe ``s``, data seed ``seed``, and the
+    initialisation seed ``init_seed(seed, entry.repeat)``."""
     matched = {k: getattr(config, k) for k in comparison.budget.match} if comparison.budget.params else {}
     model_config = {**({"preset": family.preset} if family.preset else {}), **fields, **matched,
                     "max_seq_len": config.max_seq_len}
-    eval_batch = s.batch_size if task.kind == "lm" else s.eval_batch_size
     every = min(s.val_every, steps)
     return {
-        "seed_everything": seed,
+        "seed_everything": init_seed(seed, entry.repeat),
         "trainer": {"max_steps": steps, "val_check_interval": every, "check_val_every_n_epoch": None,
                     "num_sanity_val_steps": 0, "log_every_n_steps": min(every, 50),
                     "gradient_clip_val": s.gradient_clip or None, "accelerator": s.accelerator, "devices": 1,
-                    "precision": s.precision, "enable_model_summary": False, **task.trainer_args(eval_batch)},
+                    "precision": s.precision, "enable_model_summary": False},
         "model": {"class_path": TASKS[task.kind][family_of(family.config_class).name],
                   "init_args": {"config": model_config, "lr": s.lr, "weight_decay": s.weight_decay,
                                 "betas": list(s.betas), "warmup_steps": s.warmup_steps,

@@ -86,14 +86,17 @@ def _curve(run: Run, tokens_per_step: float, flops_per_step: float) -> list[dict
 
 def read_result(run: Run) -> dict[str, Any] | None:
     """The result record of a finished run (None while its fit, validation or test is not done, or
-    when its directory holds another config than the study's)."""
+    when its directory holds another config than the study's). A run that diverged is finished: its
+    record says ``diverged`` (why) and holds no metrics."""
     path = run.dir / FIT_FILE
     if not path.is_file() or _differences(yaml.safe_load(path.read_text()), run.fit_config):
         return None
-    fit, validate, test = (read_run(d) for d in (run.dir, run.dir / "validate", run.dir / "test"))
-    if not all(r.get("status") == "finished" for r in (fit, validate, test)):
-        return None
     job = json.loads((run.dir / JOB_FILE).read_text()) if (run.dir / JOB_FILE).is_file() else {}
+    fit, validate, test = (read_run(d) for d in (run.dir, run.dir / "validate", run.dir / "test"))
+    if job.get("diverged"):
+        validate = test = {}
+    elif not all(r.get("status") == "finished" for r in (fit, validate, test)):
+        return None
     metrics = {k: float(v) for r in (validate, test) for k, v in (r.get("final_metrics") or {}).items()
                if k.startswith(("val_", "test_")) and isinstance(v, (int, float))}
     steps = int(fit.get("global_step") or run.steps)
@@ -104,12 +107,16 @@ def read_result(run: Run) -> dict[str, Any] | None:
                       **{k: v for k, v in metrics.items() if k.startswith("val_")}})
     return {
         "key": run.name, "entry": run.entry.name, "family": run.entry.family, "task": run.task.name,
-        "kind": run.task.kind, "seed": run.seed, "params": run.params, "active_params": run.active_params,
+        "kind": run.task.kind, "seed": run.seed, "init_seed": run.init_seed, "point": run.point_label,
+        "grid_point": run.point, "group": run.entry.group, "baseline": run.entry.baseline,
+        "repeat": run.entry.repeat, "diverged": job.get("diverged"),
+        "params": run.params, "active_params": run.active_params,
         "config": run.fit_config["model"]["init_args"]["config"], "dir": str(run.dir),
         "steps": steps, "tokens": round(steps * per_step_tokens), "flops": steps * per_step_flops,
         "train_time_s": float(fit.get("seconds") or 0),
         "eval_time_s": float(validate.get("seconds") or 0) + float(test.get("seconds") or 0),
         "peak_mem_mb": job.get("peak_mem_mb", math.nan), "memory": job.get("memory", "not recorded"),
         "device": job.get("device", ""), "metrics": metrics, "curve": curve, "finished_at": fit.get("end"),
-        "commit": fit.get("commit"),
+        "commit": fit.get("commit"), "code": job.get("code"),
+        "machine": {k: job.get(k) for k in ("host", "cpu", "cpus", "gpu", "torch", "threads") if k in job},
     }

@@ -44,10 +44,6 @@ class TaskSpec:
         """The data module's ``init_args`` for these options (batch sizes, seed and lengths apart)."""
         raise NotImplementedError
 
-    def trainer_args(self, batch_size: int) -> dict[str, Any]:
-        """Trainer settings the task needs (how much of the evaluation data to read)."""
-        return {}
-
     def options(self) -> dict[str, Any]:
         """The options as plain values."""
         return {"type": self.type, **dataclasses.asdict(self)}
@@ -146,7 +142,8 @@ class LanguageModelingTask(TaskSpec):
             a mapping with ``train`` and optionally ``validation``. None: the built-in corpus.
         text_field: Field holding the text in JSON / parquet files.
         block_len: Tokens per block.
-        val_blocks: Validation (and test) blocks read at each evaluation (the first ones).
+        val_blocks: Held-out blocks validation scores (the first ones); test scores the next as many
+            (or as many as remain), so choices made on validation are judged on other text.
         val_fraction: Fraction of documents held out when there is no validation file.
         max_documents: Use only the first this many documents (quick runs).
         tokenizer: ``sentencepiece`` (trained on the training split) or ``char``.
@@ -163,17 +160,15 @@ class LanguageModelingTask(TaskSpec):
     vocab_size: int = 2000
     type: ClassVar[str] = "lm"
     kind: ClassVar[TaskKind] = "lm"
-    test_note: ClassVar[str] = "The test columns score the validation blocks (zoo fit's text data has no test split)."
+    test_note: ClassVar[str] = ("The test columns score the `val_blocks` held-out blocks after those validation scores "
+                                "(zoo fit's `eval_blocks`): a choice made on validation is judged on other text.")
 
     def data_args(self) -> dict[str, Any]:
         args = {"objective": "clm", "data_files": self.files, "text_field": self.text_field,
                 "max_seq_len": self.block_len, "val_fraction": self.val_fraction,
-                "max_documents": self.max_documents, "tokenizer": self.tokenizer, "vocab_size": self.vocab_size}
+                "max_documents": self.max_documents, "tokenizer": self.tokenizer, "vocab_size": self.vocab_size,
+                "eval_blocks": self.val_blocks}
         return {k: v for k, v in args.items() if v is not None}
-
-    def trainer_args(self, batch_size: int) -> dict[str, Any]:
-        batches = -(-self.val_blocks // batch_size)
-        return {"limit_val_batches": batches, "limit_test_batches": batches}
 
 
 @dataclass

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from filelock import FileLock
 from lightning.pytorch.utilities import rank_zero_warn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from zoo.data.corpus import (
@@ -308,6 +308,10 @@ class TextDataModule(L.LightningDataModule):
         mean_noise_span_length: Mean corrupted span length for the span objective, >= 1.
         max_documents: Use only the first this many documents (before the train/validation
             split; a given validation split is capped separately), for quick runs.
+        eval_blocks: Validation scores the first this many blocks of the validation split and test
+            the next ones (as many again, or as many as remain): disjoint, so a choice made on
+            validation (a learning rate, a checkpoint) is judged on text it never saw. None: both
+            score the whole validation split (the data has no test split of its own).
         cache_dir: Where tokenizers and tokenized data are cached; default $ZOO_CACHE_DIR, else
             ~/.cache/zoo. Checked writable when the data module is built.
     """
@@ -334,6 +338,7 @@ class TextDataModule(L.LightningDataModule):
         noise_density: float = 0.15,
         mean_noise_span_length: float = 3.0,
         max_documents: int | None = None,
+        eval_blocks: int | None = None,
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
@@ -361,6 +366,7 @@ class TextDataModule(L.LightningDataModule):
             max_documents is None or max_documents >= 2,
             f"max_documents must be None or >= 2 (train and validation), got {max_documents}",
         )
+        _check(eval_blocks is None or eval_blocks >= 1, f"eval_blocks must be None or >= 1, got {eval_blocks}")
         _check(
             data_files is None or dataset_name is None,
             "pass either data_files or dataset_name, not both",
@@ -405,6 +411,7 @@ class TextDataModule(L.LightningDataModule):
         self.noise_density = noise_density
         self.mean_noise_span_length = mean_noise_span_length
         self.max_documents = max_documents
+        self.eval_blocks = eval_blocks
         self._requested_vocab_size = vocab_size
 
         self._tokenizer: Tokenizer | None = None
@@ -726,10 +733,23 @@ class TextDataModule(L.LightningDataModule):
             mean_noise_span_length=self.mean_noise_span_length,
         )
 
-    def _loader(self, split: Split) -> DataLoader:
+    def _evaluation_blocks(self, stage: str) -> Dataset:
+        """The validation blocks ``stage`` ("validation" or "test") scores (see ``eval_blocks``)."""
+        blocks = self._tokenized("validation")
+        if self.eval_blocks is None:
+            return blocks
+        _check(
+            len(blocks) > self.eval_blocks,
+            f"eval_blocks={self.eval_blocks} takes all {len(blocks)} validation blocks of "
+            f"max_seq_len={self.max_seq_len} tokens and leaves none for test; lower eval_blocks or raise val_fraction",
+        )
+        start = 0 if stage == "validation" else self.eval_blocks
+        return Subset(blocks, range(start, min(start + self.eval_blocks, len(blocks))))
+
+    def _loader(self, split: Split, stage: str | None = None) -> DataLoader:
         """Batches in a fixed order with fixed masks."""
         return DataLoader(
-            self._tokenized(split),
+            self._tokenized(split) if stage is None else self._evaluation_blocks(stage),
             batch_size=self.batch_size,
             collate_fn=self._collator(deterministic=True),
             num_workers=self.num_workers,
@@ -756,12 +776,13 @@ class TextDataModule(L.LightningDataModule):
             )
 
     def val_dataloader(self) -> DataLoader:
-        """Validation batches in a fixed order with fixed masks."""
-        return self._loader("validation")
+        """Validation batches in a fixed order with fixed masks (the first ``eval_blocks`` when set)."""
+        return self._loader("validation", "validation")
 
     def test_dataloader(self) -> DataLoader:
-        """The validation batches (the data has no separate test split)."""
-        return self._loader("validation")
+        """The validation batches (the data has no separate test split), or with ``eval_blocks`` the
+        validation blocks after the ones validation scores."""
+        return self._loader("validation", "test")
 
     def predict_dataloader(self) -> DataLoader:
         """The validation batches, for ``zoo predict`` to score sequence by sequence."""
