@@ -2,8 +2,10 @@
 
 - ``attention``: ``capture_attention`` (weights of every attention module, SDPA path on), entropy.
 - ``metrics``: log-likelihood under the model, bits per byte, distinct-n and repetition of generations.
-- ``profiling``: step time, peak memory, KV-cache bytes (computed for a config, measured on a cache).
-- ``scaling``: fit and plot ``L(N) = a·N^-α + c``.
+- ``profiling``: step time (one call, or several in alternating rounds), peak memory, KV-cache bytes
+  (computed for a config, measured on a cache).
+- ``scaling``: fit and plot ``L(N) = a·N^-α + c`` (with bootstrap intervals over the sizes) and
+  ``L(N, D) = E + A/N^α + B/D^β`` (Hoffmann et al.'s approach 3).
 - ``training``: ``train(task, data, max_steps=...)`` returning a ``History`` of curves.
 - ``stats``: paired comparisons over seeds (interval, p-value, Holm, detectable difference, verdict).
 - ``plots``: loss curves, bars from zero with 95 % intervals, paired differences, attention heatmaps; one
@@ -34,9 +36,24 @@ from zoo.analysis.notebook import (
     report,
     setup_notebook,
 )
-from zoo.analysis.profiling import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
+from zoo.analysis.profiling import (
+    Timing,
+    cache_nbytes,
+    kv_cache_bytes,
+    peak_memory_bytes,
+    time_call,
+    time_interleaved,
+)
 from zoo.analysis.provenance import code_fingerprint, provenance
-from zoo.analysis.scaling import PowerLaw, fit_power_law, plot_power_law
+from zoo.analysis.scaling import (
+    ChinchillaLaw,
+    PowerLaw,
+    PowerLawBootstrap,
+    bootstrap_power_law,
+    fit_chinchilla,
+    fit_power_law,
+    plot_power_law,
+)
 from zoo.analysis.stats import (
     PairedComparison,
     PairedInterval,
@@ -52,10 +69,12 @@ from zoo.analysis.stats import (
 
 __all__ = [
     "AttentionMaps",
+    "ChinchillaLaw",
     "LanguageModelScore",
     "PairedComparison",
     "PairedInterval",
     "PowerLaw",
+    "PowerLawBootstrap",
     "SeedStats",
     "SequenceScores",
     "StatisticsError",
@@ -63,6 +82,7 @@ __all__ = [
     "attention_entropy",
     "attention_weights",
     "bits_per_byte",
+    "bootstrap_power_law",
     "cache_nbytes",
     "capture_attention",
     "claim_verdict",
@@ -70,6 +90,7 @@ __all__ = [
     "compare_to_baseline",
     "detectable_difference",
     "distinct_n",
+    "fit_chinchilla",
     "fit_power_law",
     "holm",
     "kv_cache_bytes",
@@ -89,5 +110,6 @@ __all__ = [
     "setup_notebook",
     "sequence_log_likelihood",
     "time_call",
+    "time_interleaved",
     "token_log_probs",
 ]
