@@ -80,9 +80,9 @@ def time_interleaved(
     """Time several calls in alternating rounds: name → the median seconds of each round.
 
     Every call is warmed up first; then each round times every call ``repeats`` times in a row, the
-    order rotating from round to round (ABC, BCA, CAB, ...) so that no call always runs first or
-    after the same neighbour. Round ``i`` of one call is paired with round ``i`` of another (the same
-    stretch of background load): compare them with ``zoo.analysis.stats.paired_comparison``.
+    order rotating from round to round (ABC, BCA, CAB, ...) so that no call always runs first. Round
+    ``i`` of one call is paired with round ``i`` of another (the same stretch of background load):
+    compare them with ``zoo.analysis.stats.paired_comparison``.
     """
     if not fns:
         raise ValueError("time_interleaved needs at least one call to time")
