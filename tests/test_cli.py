@@ -62,7 +62,7 @@ def test_every_config_trains_through_the_cli(workdir, config):
     assert Path(cli.trainer.checkpoint_callback.best_model_path).is_file()
     checkpoint = torch.load(ckpt_dir / "last.ckpt", weights_only=True)  # plain hyper-parameters
     assert checkpoint["hyper_parameters"]["config"]["vocab_size"] == cli.datamodule.vocab_size
-    metrics_files = list((workdir / "runs" / "csv").rglob("metrics.csv"))
+    metrics_files = list((workdir / "runs" / config.stem / "version_0").glob("metrics.csv"))
     assert metrics_files
     with open(metrics_files[0]) as f:
         rows = list(csv.DictReader(f))
@@ -84,20 +84,20 @@ def test_validate_resume_and_second_run_in_same_directory(workdir):
     assert torch.load(last, weights_only=True)["global_step"] == 6
 
 
-def test_ckpt_path_last_takes_the_newest_run_in_the_directory(workdir):
-    """A fresh second run into the same checkpoint directory writes last-v1.ckpt beside the first
-    run's last.ckpt (Lightning's version counter); `--ckpt_path last` resumes the newer one."""
+def test_ckpt_path_last_takes_the_newest_run_of_the_name(workdir):
+    """A fresh second run of the same config gets its own version directory; `--ckpt_path last` resumes
+    the newer one, in its own directory."""
     gpt = REPO / "configs" / "gpt_clm.yaml"
     first = run(["fit", *smoke(gpt)])
-    ckpt_dir = Path(first.trainer.checkpoint_callback.dirpath)
-    run(["fit", *smoke(gpt, "--trainer.max_steps", "6")])  # fresh, not resumed
-    second = ckpt_dir / "last-v1.ckpt"
-    assert torch.load(second, weights_only=True)["global_step"] == 6
-    assert torch.load(ckpt_dir / "last.ckpt", weights_only=True)["global_step"] == 4
+    second = run(["fit", *smoke(gpt, "--trainer.max_steps", "6")])  # fresh, not resumed
+    first_dir, second_dir = (Path(c.trainer.checkpoint_callback.dirpath) for c in (first, second))
+    assert first_dir != second_dir and second_dir.parent.name == "version_1"
+    assert torch.load(first_dir / "last.ckpt", weights_only=True)["global_step"] == 4
     resumed = run(["fit", *smoke(gpt, "--trainer.max_steps", "7"), "--ckpt_path", "last"])
-    assert Path(resumed.config["fit"]["ckpt_path"]).resolve() == second.resolve()
+    assert Path(resumed.config["fit"]["ckpt_path"]).resolve().parent == second_dir.resolve()
     assert resumed.trainer.global_step == 7
-    assert torch.load(second, weights_only=True)["global_step"] == 7  # the resumed run kept writing there
+    assert torch.load(second_dir / "last.ckpt", weights_only=True)["global_step"] == 7  # kept writing there
+    assert torch.load(first_dir / "last.ckpt", weights_only=True)["global_step"] == 4
 
 
 def test_validate_with_a_checkpoint_reads_its_tokenizer(workdir, cache_dir):
@@ -161,7 +161,8 @@ def test_help_and_print_config(workdir, cache_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "num_kv_heads: 2" in result.stdout and "class_path: zoo.tasks.CausalLM" in result.stdout
     top = zoo_subprocess("--help", cwd=workdir, cache_dir=cache_dir)
-    assert top.returncode == 0 and "convert, generate, compare" in top.stdout and "fit" in top.stdout
+    assert top.returncode == 0
+    assert all(f"  {command} " in top.stdout for command in ("fit", "generate", "convert", "compare", "eval"))
     help_result = zoo_subprocess("fit", "--model.help", "zoo.tasks.CausalLM", cwd=workdir, cache_dir=cache_dir)
     assert help_result.returncode == 0
     assert "num_kv_heads" in help_result.stdout

@@ -367,6 +367,7 @@ EXTRA_COMMANDS = {
     "convert": "zoo.commands.convert",
     "generate": "zoo.commands.generate",
     "compare": "zoo.commands.compare",
+    "eval": "zoo.commands.eval",
 }
 
 
@@ -379,6 +380,7 @@ COMMAND_HELP = {
     "generate": "complete prompts (GPT, T5) or fill [MASK] (BERT) with a checkpoint",
     "convert": "a zoo checkpoint to a Hugging Face directory, or back (zoo convert --help: architectures)",
     "compare": "train architectures on tasks from one study file and compare them",
+    "eval": "score a checkpoint on lm-evaluation-harness tasks (every family, offline local tasks)",
 }
 
 

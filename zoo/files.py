@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-TEMP_MARK = ".tmp-"  # temporary files are ``.{name}.tmp-{pid}``: never matched by ``*.ckpt`` globs
+TEMP_MARK = ".tmp-"  # temporary files are ``.{name}.tmp-{host}-{pid}``: never matched by ``*.ckpt`` globs
 
 
 class FileWriteError(OSError):
@@ -29,8 +31,13 @@ class FileWriteError(OSError):
 
 
 def temporary_path(path: Path) -> Path:
-    """The temporary file a write of ``path`` goes through (beside it, owned by this process)."""
-    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}")
+    """The temporary file a write of ``path`` goes through (beside it, named by this host and process, so
+    that a cleanup on another machine sharing the directory never takes it for a dead writer's)."""
+    return path.with_name(f".{path.name}{TEMP_MARK}{_host()}-{os.getpid()}")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 
 
 def reason(error: OSError) -> str:
@@ -96,15 +103,16 @@ def atomic_save(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]
 
 
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporary files that writers killed mid-write left in ``directory`` (their pid is
-    no longer alive); returns what was removed."""
+    """Remove the temporary files that writers killed mid-write left in ``directory`` — those of this
+    host whose process is gone (another host's are never touched: its pids mean nothing here);
+    returns what was removed."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
     removed = []
     for candidate in directory.glob(f".*{TEMP_MARK}*"):
-        found = re.search(re.escape(TEMP_MARK) + r"(\d+)$", candidate.name)
-        if found and not pid_alive(int(found.group(1))):
+        found = re.search(re.escape(TEMP_MARK) + r"(.+)-(\d+)$", candidate.name)
+        if found and found.group(1) == _host() and not pid_alive(int(found.group(2))):
             with contextlib.suppress(OSError):
                 candidate.unlink()
                 removed.append(candidate)
@@ -132,3 +140,23 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def file_identity(path: str | os.PathLike[str], whole_below: int = 64 << 20) -> dict[str, Any]:
+    """Size and SHA-256 of a data file: of the whole file up to ``whole_below`` bytes, else of its first
+    and last 8 MiB and its size (``partial`` says so) — enough to notice another file, cheap for
+    corpora of gigabytes."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        if size <= whole_below:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        else:
+            digest.update(handle.read(8 << 20))
+            handle.seek(size - (8 << 20))
+            digest.update(handle.read())
+            digest.update(str(size).encode())
+    return {"path": os.fspath(path.resolve()), "bytes": size, "sha256": digest.hexdigest(),
+            "partial": size > whole_below}

@@ -28,7 +28,6 @@ import contextlib
 import csv
 import datetime as dt
 import fcntl
-import hashlib
 import io
 import json
 import os
@@ -49,7 +48,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from zoo.checkpoints import RUN_FILE, VERSION, newest_checkpoint, versions
-from zoo.files import atomic_write, remove_stale_temporaries
+from zoo.files import atomic_write, file_identity, remove_stale_temporaries
 
 RUNS_ROOT = "runs"
 LOCK_FILE = ".lock"
@@ -276,26 +275,6 @@ def git_commit(path: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}+dirty" if commit and dirty else (commit or None)
-
-
-def file_identity(path: str | os.PathLike[str], whole_below: int = 64 << 20) -> dict[str, Any]:
-    """Size and SHA-256 of a data file: of the whole file up to ``whole_below`` bytes, else of its first
-    and last 8 MiB and its size (``partial`` says so) — enough to notice another file, cheap for
-    corpora of gigabytes."""
-    path = Path(path)
-    size = path.stat().st_size
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        if size <= whole_below:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        else:
-            digest.update(handle.read(8 << 20))
-            handle.seek(size - (8 << 20))
-            digest.update(handle.read())
-            digest.update(str(size).encode())
-    return {"path": os.fspath(path.resolve()), "bytes": size, "sha256": digest.hexdigest(),
-            "partial": size > whole_below}
 
 
 def data_files(datamodule: Any) -> list[dict[str, Any]]:
@@ -562,6 +541,7 @@ _SILENT = ("ckpt_path", "config", "run.", "trainer.logger", "trainer.callbacks",
            "model.init_args.pretrained")
 #: What the model and data are: a resume that changes them is not a resume, and is refused.
 _REFUSED = ("model.class_path", "model.init_args.config.", "model.init_args.adapter", "model.init_args.freeze",
+            "model.init_args.optimizer",  # the saved optimizer state is another optimizer's
             "model.init_args.labels", "model.init_args.num_labels", "model.init_args.pooling",
             "data.class_path", "data.init_args.")
 #: ... except these, which change how, not what, it trains.

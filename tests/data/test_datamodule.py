@@ -217,7 +217,7 @@ def test_bad_data_files_fail_in_init(tmp_path: Path, case: str, monkeypatch: pyt
         ({"batch_size": 0}, "batch_size"),
         ({"vocab_size": 0}, "vocab_size"),
         ({"max_documents": 1}, "max_documents"),
-        ({"data_format": "csv"}, "data_format"),
+        ({"data_format": "xml"}, "data_format"),
         ({"objective": "span", "max_seq_len": 4096}, "max_seq_len"),
         ({"data_files": "a.txt", "dataset_name": "wikitext"}, "dataset_name"),
         ({"tokenizer_path": "no/such/tokenizer.model"}, "tokenizer_path"),
@@ -229,11 +229,22 @@ def test_bad_arguments_fail_in_init_naming_the_field(kwargs: dict, field: str) -
     assert field in assert_one_line(info.value)
 
 
-def test_impossible_vocab_size_names_the_limit() -> None:
+def test_a_vocab_size_too_large_for_the_corpus_shrinks_to_what_it_supports_and_says_so() -> None:
     dm = TextDataModule(max_documents=20, vocab_size=50_000)
-    with pytest.raises(ValueError, match="vocab_size=50000") as info:
+    with pytest.warns(UserWarning, match=r"vocab_size=50000 is more than the built-in corpus supports") as caught:
+        size = dm.vocab_size
+    assert 500 < size < 50_000
+    assert f"--data.init_args.vocab_size {size} " in str(caught[0].message)
+    # the number it names is one SentencePiece accepts: asked for exactly, it trains exactly that
+    assert TextDataModule(max_documents=20, vocab_size=size).vocab_size == size
+
+
+def test_a_vocab_size_too_small_names_the_least_that_works() -> None:
+    dm = TextDataModule(max_documents=20, vocab_size=50)
+    with pytest.raises(ValueError, match="vocab_size=50 is too small") as info:
         _ = dm.vocab_size
-    assert "--data.vocab_size" in assert_one_line(info.value)
+    least = int(assert_one_line(info.value).split("--data.vocab_size ")[1].split()[0])
+    assert TextDataModule(max_documents=20, vocab_size=least).vocab_size == least
 
 
 def test_predict_reads_the_validation_split_in_order() -> None:

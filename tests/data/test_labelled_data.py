@@ -100,7 +100,8 @@ def test_a_validation_label_unseen_in_training_is_refused(tmp_path):
 
 def test_null_labels_and_unknown_splits_are_refused(tmp_path):
     rows = [*ROWS, {"sentence": "no label", "tag": None}]
-    with pytest.raises(ValueError, match=r"row 36: no value for field\(s\) \['tag'\]"):
+    with pytest.raises(ValueError, match=r"d.jsonl' line 37: field 'tag' is null; fix it, or pass "
+                                         r"--data.init_args.bad_records skip"):
         _ = module(str(write(tmp_path / "d.jsonl", rows, "json"))).labels
     with pytest.raises(ValueError, match="needs a 'train' split"):
         module({"training": str(write(tmp_path / "e.jsonl", ROWS, "json"))})

@@ -205,3 +205,44 @@ def test_char_kind_is_cached_as_json(cache_dir: Path, small_split) -> None:
     path = cached_tokenizer_file(small_split[0], cache_dir, kind="char")
     assert path.suffix == ".json" and os.path.getsize(path) > 0
     assert isinstance(load_tokenizer(path), CharTokenizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deterministic training
+
+_TRAIN_ON_CPUS = """
+import hashlib, json, os, sys
+cpus = json.loads(sys.argv[1])
+os.sched_setaffinity(0, cpus)
+from zoo.data.corpus import builtin_corpus
+from zoo.data.tokenizers import SentencePieceTokenizer
+tokenizer = SentencePieceTokenizer.train(builtin_corpus()[:120], vocab_size=600, model_type=sys.argv[2])
+print(hashlib.sha256(tokenizer._proto).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe"])
+def test_training_gives_the_same_model_on_one_cpu_and_on_two(model_type: str) -> None:
+    """SentencePiece's trainer gives sentence i to thread i % num_threads and sums the threads' float
+    expectations, so each thread count trains another model; zoo used as many threads as CPUs. A
+    fixed count (TRAIN_THREADS) gives one model per corpus and settings, whatever the machine."""
+    import json
+    import subprocess
+    import sys
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(repo), os.environ.get("PYTHONPATH", "")])}
+    digests = [subprocess.run([sys.executable, "-c", _TRAIN_ON_CPUS, json.dumps(use), model_type], env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
+               for use in (cpus[:1], cpus[:2])]
+    assert len(digests[0]) == 64 and digests[0] == digests[1]
+
+
+def test_the_thread_count_is_what_makes_models_differ(small_split) -> None:
+    """Why the count is fixed: the same corpus trained with 1 and 2 threads gives two models."""
+    one, two = (SentencePieceTokenizer.train(small_split[0][:60], vocab_size=500, num_threads=threads)
+                for threads in (1, 2))
+    assert one.fingerprint != two.fingerprint

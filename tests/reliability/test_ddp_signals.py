@@ -92,3 +92,27 @@ def test_sigterm_to_every_rank_at_once_stops_cleanly(workdir, corpus, zoo_cache)
 @pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
 def test_every_signal_case_stops_cleanly(workdir, corpus, zoo_cache, case):
     signal_trial(workdir, corpus, zoo_cache, *case)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_whole_process_group_spares_the_loader_workers(workdir, corpus, zoo_cache, signum):
+    """Ctrl+C in a terminal and SLURM's scancel signal every process of the job, data loader workers
+    included: they ignore it, and the run stops after its step as if only the trainer had been told."""
+    import subprocess
+    import sys
+
+    from .conftest import zoo_env
+
+    args = [*fit_args("clm", corpus, steps=60), "--data.init_args.num_workers", "2", *callbacks(workdir, delay=0.15)]
+    log = open(workdir / "zoo.log", "w")  # noqa: SIM115
+    process = subprocess.Popen([sys.executable, "-m", "zoo.cli", *args], cwd=workdir, env=zoo_env(zoo_cache),
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_step(process, workdir / "steps.jsonl", 4, timeout=240)
+        os.killpg(process.pid, signum)
+        assert process.wait(timeout=90) == 128 + signum, (workdir / "zoo.log").read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    stopped = _last_step(workdir / "steps.jsonl")
+    assert torch.load(workdir / CHECKPOINTS / "last.ckpt", weights_only=True)["global_step"] == stopped

@@ -191,3 +191,16 @@ def test_predict_writes_into_the_run_with_the_text(workdir, corpus):
     assert records and all(r["text"] and set(r["text"]) <= set(corpus.read_text()) for r in records)
     assert json.loads((workdir / RUN / "version_0" / "run.json").read_text())["subcommand"] == "fit", \
         "predicting leaves the training run's record alone"
+
+
+def test_a_resume_on_data_files_whose_contents_changed_is_refused(workdir, corpus, monkeypatch):
+    mine = workdir / "corpus.txt"
+    mine.write_text(corpus.read_text())
+    args = fit_args("clm", corpus, steps=2)
+    args[args.index(str(corpus))] = str(mine)
+    run(args)
+    mine.write_text(corpus.read_text() + "omicron pi rho sigma\n")  # the same name, other contents
+    message = _main(monkeypatch, [*args, "--trainer.max_steps", "4", "--ckpt_path", "last"])
+    assert message.startswith(f"zoo: error: the checkpoint was trained on other data than this run reads: {mine} "
+                              f"(then {len(corpus.read_bytes())} bytes) changed")
+    assert "--model.init_args.pretrained" in message

@@ -80,8 +80,9 @@ def test_head_only_training_changes_only_the_head(family, data_dir):
 def test_a_classifier_learns_the_keyword_task(data_dir):
     dm = data_for("bert", data_dir)
     task = classifier_class("bert")(tiny_config("bert", dm.vocab_size), labels=dm.labels)
-    losses = train_steps(task, dm.train_dataloader(), steps=30, lr=3e-3)
-    assert sum(losses[-5:]) / 5 < 0.5 * losses[0]
+    losses = train_steps(task, dm.train_dataloader(), steps=40, lr=3e-3)
+    # Means of five steps at each end: one step's loss depends on which batch the order put there.
+    assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 
 def test_label_map_round_trips_through_a_checkpoint(data_dir, tmp_path):

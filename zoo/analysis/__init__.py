@@ -7,13 +7,17 @@
 - ``scaling``: fit and plot ``L(N) = a·N^-α + c`` (with bootstrap intervals over the sizes) and
   ``L(N, D) = E + A/N^α + B/D^β`` (Hoffmann et al.'s approach 3).
 - ``training``: ``train(task, data, max_steps=...)`` returning a ``History`` of curves.
+- ``coordinates``: μP's coordinate check (``coordinate_check``, ``family_coordinate_check``, its plot;
+  ``python -m zoo.analysis.coordinates``).
+- ``transfer``: one point of a learning-rate transfer sweep (``train_at_width``, ``final_val_loss``).
 - ``stats``: paired comparisons over seeds (interval, p-value, Holm, detectable difference, verdict).
 - ``plots``: loss curves, bars from zero with 95 % intervals, paired differences, attention heatmaps; one
   colour per variant.
 - ``notebook``: the ``ZOO_NOTEBOOK_SCALE`` switch and the ``RESULTS`` line the tests and the README read.
 - ``provenance``: the commit and a fingerprint of ``zoo/`` that every result records.
 
-``training`` and ``plots`` import Lightning; the rest need only torch (``scaling``, ``stats`` need scipy).
+``training``, ``plots``, ``coordinates`` and ``transfer`` import Lightning; the rest need only torch
+(``scaling``, ``stats`` need scipy).
 """
 
 from zoo.analysis.attention import AttentionMaps, attention_entropy, attention_weights, capture_attention

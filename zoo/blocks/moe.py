@@ -44,21 +44,26 @@ class MixtureOfExperts(nn.Module):
         experts: The E expert blocks, each ``(…, e) -> (…, e)`` (``FeedForward`` with any activation).
         embed_dim: Model width ``e``; the router is ``Linear(e, E)`` without bias.
         top_k: Experts per token, ``1 <= k <= E``.
+        router_multiplier: Factor on the router logits (μP's output multiplier, 1 / width_mult).
     """
 
-    def __init__(self, experts: Sequence[nn.Module], embed_dim: int, top_k: int = 2):
+    def __init__(self, experts: Sequence[nn.Module], embed_dim: int, top_k: int = 2, router_multiplier: float = 1.0):
         super().__init__()
         if not 1 <= top_k <= len(experts):
             raise ValueError(f"top_k={top_k} must be between 1 and the number of experts ({len(experts)})")
         self.router = nn.Linear(embed_dim, len(experts), bias=False)
         self.experts = nn.ModuleList(experts)
         self.top_k = top_k
+        self.router_multiplier = router_multiplier
         self.aux_loss: Tensor | None = None
 
     def route(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Router probabilities ``(n, E)`` (float32), the chosen experts ``(n, k)`` and their
         mixing weights ``(n, k)`` for tokens ``(n, e)``."""
-        probs = self.router(tokens).float().softmax(dim=-1)
+        logits = self.router(tokens)
+        if self.router_multiplier != 1.0:
+            logits = logits * self.router_multiplier
+        probs = logits.float().softmax(dim=-1)
         weights, chosen = probs.topk(self.top_k, dim=-1)
         if self.top_k > 1:
             weights = weights / weights.sum(dim=-1, keepdim=True)

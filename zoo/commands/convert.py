@@ -8,22 +8,26 @@ The direction follows SOURCE:
   merged into the weights first. A classifier is refused: no Hugging Face LM class has a place for
   its head (its zoo checkpoint is the export).
 
-The zoo tokenizer travels along: the directory gets a copy (``zoo_tokenizer.model`` / ``.json``),
-which fine-tuning from the directory and a checkpoint converted back from it use automatically.
+The tokenizer travels along (``zoo.hf.save_hf_tokenizer``): ``tokenizer.json`` and ``tokenizer_config.json``,
+which ``AutoTokenizer.from_pretrained`` loads (same ids as the zoo tokenizer, special tokens named),
+and the zoo tokenizer itself (``zoo_tokenizer.model`` / ``.json``), which fine-tuning from the
+directory and a checkpoint converted back from it use. The tokenizer is the checkpoint's (checked
+as ``zoo generate`` checks it: the one it carries, or ``--tokenizer PATH``); a checkpoint that records
+none (one converted from a Hugging Face directory without a zoo tokenizer) exports its weights alone,
+and says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import lightning
 import torch
 
-from zoo.checkpoints import run_checkpoint
+from zoo.checkpoints import data_record, load_checkpoint, run_checkpoint
 from zoo.models.registry import family_of
-from zoo.tasks import LanguageModelTask, load_task
+from zoo.tasks import LanguageModelTask
 
 WHAT = "zoo convert:"  # how messages name the source checkpoint
 
@@ -53,11 +57,15 @@ def hf_to_checkpoint(source: str, dest: str) -> LanguageModelTask:
     return task
 
 
-def checkpoint_to_hf(source: str, dest: str) -> None:
-    """Write the Hugging Face directory of the zoo checkpoint ``source`` to ``dest``.
+def checkpoint_to_hf(source: str, dest: str, tokenizer_path: str | None = None) -> bool:
+    """Write the Hugging Face directory of the zoo checkpoint ``source`` to ``dest``: the weights,
+    and the tokenizer (``zoo.hf.save_hf_tokenizer``) unless the checkpoint records none and
+    ``tokenizer_path`` names none. Returns whether a tokenizer was written.
 
     Raises:
-        CheckpointError: ``source`` is not a zoo checkpoint (one line naming the fault, see ``zoo.checkpoints``).
+        CheckpointError: ``source`` is not a zoo checkpoint, or ``tokenizer_path`` is not its tokenizer
+            (one line naming the fault, see ``zoo.checkpoints``).
+        FileNotFoundError: The recorded tokenizer file is gone (pass ``tokenizer_path``).
     """
     import importlib.util
 
@@ -66,18 +74,26 @@ def checkpoint_to_hf(source: str, dest: str) -> None:
     if importlib.util.find_spec("transformers") is None:
         raise ValueError("zoo convert to a Hugging Face directory needs transformers: "
                          "pip install -e '.[hf]' (or pip install transformers safetensors)")
-    task = load_task(source, what=WHAT)
+    checkpoint = load_checkpoint(source, what=WHAT)
     from zoo.adapters import merge_adapters
+    from zoo.hf import save_hf_tokenizer
+    from zoo.loading import matching_tokenizer
+    from zoo.tasks.base import task_from_checkpoint
     from zoo.tasks.classification import SequenceClassifier
-    from zoo.tasks.finetune import pretrained_tokenizer
 
+    task = task_from_checkpoint(checkpoint, source, what=WHAT)
     if isinstance(task, SequenceClassifier):
         raise ValueError(f"zoo convert: {source} holds a {type(task).__name__}; Hugging Face LM classes have no "
                          "place for its classification head, so its zoo checkpoint is the export (load_task)")
-    save_pretrained(merge_adapters(task.model), dest)
-    tokenizer_file = pretrained_tokenizer(source)
-    if tokenizer_file is not None:
-        shutil.copyfile(tokenizer_file, Path(dest) / f"zoo_tokenizer{Path(tokenizer_file).suffix}")
+    # Checked before anything is written: a tokenizer that moved or differs stops the export.
+    tokenizer = None
+    if tokenizer_path is not None or data_record(checkpoint):
+        tokenizer = matching_tokenizer(checkpoint, source, tokenizer_path, what=WHAT)
+    model = merge_adapters(task.model)
+    save_pretrained(model, dest)
+    if tokenizer is not None:
+        save_hf_tokenizer(tokenizer, dest, shape=family_of(model).shape, model_max_length=model.config.max_seq_len)
+    return tokenizer is not None
 
 
 def main(argv: list[str]) -> int:
@@ -90,6 +106,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("source", help="a save_pretrained directory, or a zoo .ckpt file")
     parser.add_argument("dest", help="the zoo .ckpt file to write, or the directory to write the Hugging Face model to")
     parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    parser.add_argument("--tokenizer", metavar="PATH",
+                        help="checkpoint -> directory: the zoo tokenizer file to export (default: the checkpoint's)")
     args = parser.parse_args(argv)
     source, dest = Path(args.source), Path(args.dest)
     if not source.exists():
@@ -98,6 +116,9 @@ def main(argv: list[str]) -> int:
     if dest.exists() and not args.overwrite and not (dest.is_dir() and not any(dest.iterdir())):
         raise ValueError(f"zoo convert: {dest} exists; pass --overwrite to replace it")
     if source.is_dir():
+        if args.tokenizer is not None:
+            raise ValueError("zoo convert: --tokenizer applies to a checkpoint -> directory export; a directory "
+                             "converted to a checkpoint takes the zoo_tokenizer.* it holds")
         if dest.is_dir():
             raise ValueError(f"zoo convert: {dest} is a directory; converting {source} writes a checkpoint file")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +128,9 @@ def main(argv: list[str]) -> int:
     else:
         if dest.is_file():
             raise ValueError(f"zoo convert: {dest} is a file; converting a checkpoint writes a directory")
-        checkpoint_to_hf(str(source), str(dest))
-        print(f"zoo convert: {source} -> {dest} (Hugging Face directory)")
+        if checkpoint_to_hf(str(source), str(dest), args.tokenizer):
+            print(f"zoo convert: {source} -> {dest} (Hugging Face directory: model and tokenizer)")
+        else:
+            print(f"zoo convert: {source} -> {dest} (Hugging Face directory: weights only; the checkpoint records "
+                  "no tokenizer: pass --tokenizer PATH to export one)")
     return 0

@@ -1,14 +1,17 @@
 """Where text comes from: the built-in offline corpus, user files, and the train/validation split.
 
 The built-in corpus exists on any CPython install (the reference-manual topics that back `help()`
-plus standard-library docstrings), so every config runs without a download. User data goes through
-`datasets.load_dataset` after `resolve_data_files` has checked every file, so a typo or a broken file
-fails with one line before a tokenizer is trained or a model is built.
+plus standard-library docstrings), so every config runs without a download. `resolve_data_files`
+checks every user file first, so a typo or a broken file fails with one line before a tokenizer is
+trained or a model is built. Then documents stream: text files through `datasets.load_dataset`, JSON
+(Lines), CSV and parquet records through `zoo.data.records`, which checks every record as it reads
+it (a bad one is refused in one line naming file, line and field, or skipped and counted).
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
 import glob
 import hashlib
 import json
@@ -16,12 +19,16 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-DataFormat = Literal["text", "json", "parquet"]
+from zoo.data.records import BadRecords, RecordTally, check_bad_records, field_problem, first_json_record, read_records
+
+DataFormat = Literal["text", "json", "csv", "parquet"]
+DATA_FORMATS: tuple[str, ...] = ("text", "json", "csv", "parquet")
 DataFiles = str | list[str] | dict[str, str | list[str]]
 #: What one document of a .txt file is (the `datasets` text builder's names): a line, a
 #: paragraph (text between blank lines) or the whole file.
@@ -37,6 +44,7 @@ EXTENSION_FORMATS: dict[str, DataFormat] = {
     ".text": "text",
     ".json": "json",
     ".jsonl": "json",
+    ".csv": "csv",
     ".parquet": "parquet",
 }
 
@@ -131,7 +139,7 @@ def _infer_format(path: str) -> DataFormat:
     if suffix not in EXTENSION_FORMATS:
         raise ValueError(
             f"data file {path!r} has an unknown extension {suffix or '(none)'!r}; use one of "
-            f"{sorted(EXTENSION_FORMATS)} or pass data_format as one of ['json', 'parquet', 'text']"
+            f"{sorted(EXTENSION_FORMATS)} or pass data_format as one of {sorted(DATA_FORMATS)}"
         )
     return EXTENSION_FORMATS[suffix]
 
@@ -159,34 +167,8 @@ def _check_utf8_text(path: str, chunk_size: int = 1 << 20) -> None:
         raise ValueError(f"data file {path!r} is empty (no non-whitespace text)")
 
 
-def _first_json_record(path: str) -> Any:
-    """The first record of a JSON Lines file, or of a JSON array / columnar object file."""
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    first = json.loads(line)
-                except json.JSONDecodeError:
-                    first = None  # not JSON Lines: parse the whole file below
-                else:
-                    return first[0] if isinstance(first, list) and first else first
-                break
-    with open(path, encoding="utf-8") as handle:
-        try:
-            whole = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"data file {path!r} is neither JSON Lines nor JSON (line {error.lineno}: {error.msg})"
-            ) from None
-    if isinstance(whole, list):
-        if not whole:
-            raise ValueError(f"data file {path!r} is an empty JSON array")
-        return whole[0]
-    return whole
-
-
 def _check_json(path: str, text_field: str) -> None:
-    record = _first_json_record(path)
+    record = first_json_record(path)
     if not isinstance(record, dict):
         raise ValueError(
             f"data file {path!r} must hold JSON objects with a {text_field!r} field, found {type(record).__name__}"
@@ -195,6 +177,15 @@ def _check_json(path: str, text_field: str) -> None:
         raise ValueError(
             f"data file {path!r} has no text_field {text_field!r}; its fields are "
             f"{sorted(record)[:20]} (set --data.text_field)"
+        )
+
+
+def _check_csv(path: str, text_field: str) -> None:
+    with open(path, encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    if text_field not in header:
+        raise ValueError(
+            f"data file {path!r} has no text_field {text_field!r}; its header is {header[:20]} (set --data.text_field)"
         )
 
 
@@ -224,19 +215,19 @@ def resolve_data_files(
     Args:
         data_files: A path or glob, a list of them, or a dict from split ("train", "validation") to
             one or several paths.
-        data_format: "text", "json" or "parquet"; inferred from the extensions when None.
-        text_field: Field / column holding the text in JSON and parquet files.
+        data_format: "text", "json", "csv" or "parquet"; inferred from the extensions when None.
+        text_field: Field / column holding the text in JSON, CSV and parquet files.
 
     Returns:
         `(files, data_format)`: the files per split with globs expanded, and the format.
 
     Raises:
         FileNotFoundError: A file is missing or a pattern matches nothing.
-        ValueError: Unknown split, unknown or mixed extensions, empty or non-UTF-8 file, or a JSON
-            or parquet file without `text_field`. The message names the file.
+        ValueError: Unknown split, unknown or mixed extensions, empty or non-UTF-8 file, or a JSON,
+            CSV or parquet file without `text_field`. The message names the file.
     """
-    if data_format is not None and data_format not in ("text", "json", "parquet"):
-        raise ValueError(f"data_format must be one of ['json', 'parquet', 'text'] or None, got {data_format!r}")
+    if data_format is not None and data_format not in DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {sorted(DATA_FORMATS)} or None, got {data_format!r}")
     files = {
         split: [path for pattern in paths for path in _expand(pattern)]
         for split, paths in _normalise_data_files(data_files).items()
@@ -267,14 +258,9 @@ def resolve_data_files(
             raise OSError(f"data file {path!r} cannot be read ({reason}); fix or leave it out") from None
         if data_format == "json":
             _check_json(path, text_field)
+        elif data_format == "csv":
+            _check_csv(path, text_field)
     return files, data_format
-
-
-def _column_texts(dataset: Any, column: str, where: str) -> list[str]:
-    if column not in dataset.column_names:
-        raise ValueError(f"{where} has no text_field {column!r}; its columns are {dataset.column_names}")
-    # Blank lines of a text file and null JSON values are not documents.
-    return [text for text in dataset[column] if isinstance(text, str) and text.strip()]
 
 
 def _check_hub_reachable(dataset_name: str) -> None:
@@ -305,73 +291,91 @@ def load_texts(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     check_files: bool = True,
+    bad_records: BadRecords = "error",
 ) -> dict[str, list[str]]:
-    """Read user documents per split through `datasets.load_dataset`.
+    """Read user documents per split into lists (for small corpora; training streams, see `stream_splits`).
 
-    Text files give one document per non-empty line (the `datasets` "text" builder's rows); JSON
-    (Lines) and parquet give one document per record's `text_field`.
+    Text files give one document per non-empty line; JSON (Lines), CSV and parquet give one document
+    per record's `text_field`, every record checked (see `zoo.data.records.read_records`).
 
     Args:
         data_files: Local files, see `resolve_data_files`.
-        data_format: "text", "json" or "parquet"; inferred from the extensions when None.
+        data_format: "text", "json", "csv" or "parquet"; inferred from the extensions when None.
         text_field: Field / column holding the text (ignored for text files).
         dataset_name: A Hugging Face Hub dataset instead of files; needs the network or a warm
             `datasets` cache.
         cache_dir: Where `datasets` keeps its Arrow files.
         check_files: Run `resolve_data_files` first. Pass False only with its output (`files`
             and `data_format`), which spares reading large files twice.
+        bad_records: "error" refuses a record without a string `text_field` in one line; "skip"
+            leaves it out and warns with the count.
 
     Returns:
         A dict with "train" and, when the data has one, "validation".
 
     Raises:
-        ValueError: Bad files (see `resolve_data_files`), no documents, or neither source given.
+        ValueError: Bad files (see `resolve_data_files`), a bad record, no documents, or neither
+            source given.
         ConnectionError: `dataset_name` cannot be loaded (e.g. offline).
     """
-    import datasets
-
-    cache = None if cache_dir is None else os.fspath(cache_dir)
-    if dataset_name is not None:
-        _check_hub_reachable(dataset_name)
-        try:
-            loaded = datasets.load_dataset(dataset_name, cache_dir=cache)
-        except Exception as error:
-            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-            message = f"could not load dataset_name={dataset_name!r} ({type(error).__name__}: {reason})"
-            if isinstance(error, OSError):  # ConnectionError and friends: most likely offline
-                raise ConnectionError(f"{message}; offline runs need local files via --data.data_files") from None
-            raise ValueError(message) from None
-        column, origin = text_field, f"dataset {dataset_name!r}"
-    elif data_files is not None:
-        if check_files:
-            files, data_format = resolve_data_files(data_files, data_format, text_field)
-        else:
-            files = _normalise_data_files(data_files)
-        if data_format is None:
-            raise ValueError("load_texts(check_files=False) needs the data_format from resolve_data_files")
-        loaded = datasets.load_dataset(data_format, data_files=files, cache_dir=cache)
-        column = "text" if data_format == "text" else text_field
-        origin = f"data_files {files}"
-    else:
+    if dataset_name is None and data_files is None:
         raise ValueError("load_texts needs data_files or dataset_name")
-    if "train" not in loaded:
-        raise ValueError(f"{origin} has no 'train' split, only {sorted(loaded)}")
-    texts = {
-        split: _column_texts(loaded[split], column, f"{origin} split {split!r}") for split in SPLITS if split in loaded
-    }
+    if data_files is not None:
+        if check_files:
+            data_files, data_format = resolve_data_files(data_files, data_format, text_field)
+        elif data_format is None:
+            raise ValueError("load_texts(check_files=False) needs the data_format from resolve_data_files")
+        data_files = _normalise_data_files(data_files)
+    sources = stream_splits(data_files, data_format, text_field, dataset_name=dataset_name, cache_dir=cache_dir,
+                            bad_records=bad_records)
+    texts = {split: list(documents(warnings.warn)) for split, documents in sources.items()}
     for split, docs in texts.items():
         if not docs:
-            raise ValueError(f"{origin} split {split!r} holds no non-empty {column!r} text")
+            raise ValueError(f"the {split!r} split holds no non-empty text")
     return texts
 
 
 # ---------------------------------------------------------------------------------------------
 # Streaming: documents one at a time, for corpora larger than memory
 
+#: `stream_splits`' documents of one split: called with where to report skipped records (or None).
+Documents = Callable[[Callable[[str], Any] | None], Iterator[str]]
 
-def _clean(texts: Iterable[Any]) -> Iterator[str]:
-    # Blank lines of a text file and null JSON values are not documents.
-    return (text for text in texts if isinstance(text, str) and text.strip())
+
+def _text_lines(part: Any) -> Iterator[str]:
+    """The documents of a `datasets` text split: its non-blank rows (a blank line is no document)."""
+    for batch in part.iter(batch_size=1000):
+        yield from (text for text in batch["text"] if text.strip())
+
+
+def _hub_documents(part: Any, column: str, where: str, bad_records: BadRecords, report: Any) -> Iterator[str]:
+    """The documents of a `datasets` split, each record's text checked (rows counted from 1)."""
+    tally = RecordTally(where, bad_records, "row", source=where)
+    row = 0
+    try:
+        for batch in part.iter(batch_size=1000):
+            for text in batch[column]:
+                row += 1
+                tally.records += 1
+                problem = field_problem(text, column, "document")
+                if problem is not None:
+                    tally.bad(row, problem)
+                elif text.strip():
+                    yield text
+    finally:  # read to the end, or closed early (max_documents): say what was skipped
+        if report is not None and (line := tally.summary()):
+            report(line)
+
+
+def _file_documents(paths: list[str], data_format: DataFormat, column: str, bad_records: BadRecords,
+                    report: Any) -> Iterator[str]:
+    for path in paths:
+        records = read_records(path, data_format, {column: "document"}, bad_records=bad_records, report=report)
+        try:
+            for record in records:
+                yield record[column]
+        finally:  # closed early (max_documents): the file's reader reports what it skipped
+            records.close()
 
 
 def stream_splits(
@@ -383,35 +387,50 @@ def stream_splits(
     dataset_name: str | None = None,
     streaming: bool = False,
     cache_dir: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """Per split, a function that streams its documents with `datasets` (nothing listed in memory).
+    bad_records: BadRecords = "error",
+) -> dict[str, Documents]:
+    """Per split, a function that streams its documents (nothing listed in memory).
 
-    Local files are read with `datasets.load_dataset(..., streaming=True)`: text in chunks of 10 MB,
-    JSON and parquet a batch of records at a time. A hub dataset (`dataset_name`, also a local
-    directory of parquet files) streams when `streaming` is True, else goes through `datasets`'
-    Arrow cache first.
+    Text files are read with `datasets.load_dataset("text", ..., streaming=True)` in chunks of 10 MB
+    (a blank line is no document). JSON (Lines), CSV and parquet files are read file by file, a
+    batch of records at a time, and every record is checked (`zoo.data.records.read_records`): a
+    record whose `text_field` is missing, null or not a string is refused in one line naming the
+    file, line and field, or with `bad_records="skip"` left out and counted. A hub dataset
+    (`dataset_name`, also a local directory of parquet files) streams when `streaming` is True, else
+    goes through `datasets`' Arrow cache first; its records are checked the same way (by row).
 
     Args:
         data_files: Checked files per split (`resolve_data_files`'s first output).
         data_format: Their format (`resolve_data_files`'s second output).
-        text_field: Field / column with the text (JSON, parquet, hub datasets).
+        text_field: Field / column with the text (JSON, CSV, parquet, hub datasets).
         sample_by: For text files: one document per "line", "paragraph" or whole "document" (file).
         dataset_name: A hub dataset name or local dataset directory instead of files.
         streaming: Stream `dataset_name` instead of preparing it.
         cache_dir: `datasets`' cache.
+        bad_records: "error" or "skip" (see above).
 
     Returns:
-        `{split: () -> Iterator[str]}` for "train" and, when the data has it, "validation".
+        `{split: documents}` for "train" and, when the data has it, "validation"; `documents(report)`
+        streams the split and, when it is read to its end, calls `report` (if not None) with one
+        line per file that had records skipped.
 
     Raises:
-        ValueError: An unknown `sample_by`, no train split, or a missing text field.
+        ValueError: An unknown `sample_by` or `bad_records`, no train split, or a missing text field.
         ConnectionError: `dataset_name` cannot be reached.
     """
-    import datasets
-
     if sample_by not in SAMPLE_BY:
         raise ValueError(f"sample_by must be one of {list(SAMPLE_BY)}, got {sample_by!r}")
+    check_bad_records(bad_records)
     cache = None if cache_dir is None else os.fspath(cache_dir)
+    if dataset_name is None:
+        if data_files is None or data_format is None:
+            raise ValueError("stream_splits needs data_files with their format, or dataset_name")
+        if data_format != "text":
+            return {split: (lambda report=None, paths=paths: _file_documents(
+                        paths, data_format, text_field, bad_records, report))
+                    for split, paths in data_files.items() if split in SPLITS}
+    import datasets
+
     if dataset_name is not None:
         _check_hub_reachable(dataset_name)
         try:
@@ -423,15 +442,13 @@ def stream_splits(
                 raise ConnectionError(f"{message}; offline runs need local files via --data.data_files") from None
             raise ValueError(message) from None
         column, origin = text_field, f"dataset {dataset_name!r}"
-    elif data_files is not None and data_format is not None:
-        options: dict[str, Any] = {"sample_by": sample_by} if data_format == "text" else {}
-        loaded = datasets.load_dataset(data_format, data_files=data_files, cache_dir=cache, streaming=True, **options)
-        column, origin = ("text" if data_format == "text" else text_field), "data_files"
     else:
-        raise ValueError("stream_splits needs data_files with their format, or dataset_name")
+        loaded = datasets.load_dataset("text", data_files=data_files, cache_dir=cache, streaming=True,
+                                       sample_by=sample_by)
+        column, origin = "text", "data_files"
     if "train" not in loaded:
         raise ValueError(f"{origin} has no 'train' split, only {sorted(loaded)}")
-    out = {}
+    out: dict[str, Documents] = {}
     for split in SPLITS:
         if split not in loaded:
             continue
@@ -439,12 +456,11 @@ def stream_splits(
         names = part.column_names
         if names is not None and column not in names:
             raise ValueError(f"{origin} split {split!r} has no text_field {column!r}; its columns are {names}")
-
-        def documents(part: Any = part) -> Iterator[str]:
-            for batch in part.iter(batch_size=1000):
-                yield from _clean(batch[column])
-
-        out[split] = documents
+        if dataset_name is None:  # text files: every row is a line of text, nothing to check
+            out[split] = lambda report=None, part=part: _text_lines(part)
+        else:
+            out[split] = (lambda report=None, part=part, where=f"{origin} split {split!r}":
+                          _hub_documents(part, column, where, bad_records, report))
     return out
 
 

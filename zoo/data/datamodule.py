@@ -16,16 +16,19 @@ Life cycle, as Lightning intends:
 - Training batches come from a `torchdata` `StatefulDataLoader` over a `SeededSampler`: the order
   and every example's mask seed are functions of (seed, epoch, rank, position), and the loader's
   position is part of each checkpoint (Lightning's fit loop saves and restores it), so a resumed run
-  continues with exactly the batches — and masks — the uninterrupted run would have seen.
+  continues with exactly the batches — and masks — the uninterrupted run would have seen. The order
+  is a keyed permutation computed per position (`BlockPermutation`), so memory does not grow with the
+  number of blocks and a resume jumps straight to its place.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import os
-import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -34,11 +37,14 @@ import lightning as L
 import numpy as np
 import torch
 from filelock import FileLock
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from zoo.data.corpus import (
+    DATA_FORMATS,
     DataFiles,
+    DataFormat,
     SampleBy,
     builtin_corpus,
     documents_fingerprint,
@@ -55,17 +61,21 @@ from zoo.data.objectives import (
     span_corruption_lengths,
     span_corruption_raw_length,
 )
+from zoo.data.records import BadRecords, check_bad_records
 from zoo.data.shards import SHARD_VERSION, TokenBlocks, check_meta, read_meta, write_shards
 from zoo.data.splits import unit_hash
+from zoo.data.tempfiles import remove_stale_temporaries
 from zoo.data.tokenizers import (
     NUM_SENTINELS,
     Tokenizer,
     TokenizerKind,
+    TokenizerTrainingError,
     cached_tokenizer_file,
     check_tokenizer_kind,
     load_tokenizer,
     tokenizer_state,
 )
+from zoo.files import file_identity
 
 Objective = Literal["mlm", "clm", "span"]
 Split = Literal["train", "validation"]
@@ -80,22 +90,118 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("ZOO_CACHE_DIR") or Path.home() / ".cache" / "zoo").expanduser()
 
 
+def writable_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
+    """The cache directory — `cache_dir`, else `default_cache_dir()` — created and proven writable
+    now (a file is created and removed in it), so a read-only or unwritable cache fails before any
+    work, in one line naming the directory and the setting to change.
+
+    Raises:
+        OSError: (its own subclass: PermissionError, NotADirectoryError, ...) one line.
+    """
+    path = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    if cache_dir:
+        setting = "--data.init_args.cache_dir"
+    else:
+        setting = "$ZOO_CACHE_DIR" if os.environ.get("ZOO_CACHE_DIR") else "$ZOO_CACHE_DIR (unset: ~/.cache/zoo)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".zoo-write-check-"):
+            pass
+    except OSError as error:
+        raise type(error)(
+            f"cache directory {os.fspath(path)!r} (from {setting}) is not writable ({error.strerror or error}); "
+            f"set ZOO_CACHE_DIR or --data.init_args.cache_dir to a writable directory"
+        ) from None
+    return path
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+class BlockPermutation:
+    """A keyed permutation of `[0, n)` evaluated at any position in O(1) time and memory.
+
+    A Feistel network (six rounds of a splitmix64 round function, keys from `key`) permutes the
+    smallest power-of-two range holding `n`; a value that lands outside `[0, n)` is encrypted again
+    until it lands inside ("cycle walking", under two steps on average), which keeps the map a
+    bijection of `[0, n)`. `perm(positions)` maps a numpy array of positions at once; no list of
+    all `n` indices is ever built, so an epoch of a billion blocks costs what one of ten does.
+
+    Args:
+        n: Size of the range, >= 1.
+        key: Chooses the permutation (e.g. from the seed and the epoch).
+    """
+
+    ROUNDS = 6
+
+    def __init__(self, n: int, key: int) -> None:
+        if n < 1:
+            raise ValueError(f"BlockPermutation needs n >= 1, got {n}")
+        self.n = n
+        bits = max(2, (n - 1).bit_length())  # at least 1 bit per half
+        self._halves = (bits // 2, bits - bits // 2)  # (high, low) widths; they swap every round
+        self._keys = [np.uint64(mix_seeds(key, round_) & _MASK64) for round_ in range(self.ROUNDS)]
+
+    @staticmethod
+    def _mix(x: np.ndarray, key: np.uint64) -> np.ndarray:
+        z = x ^ key  # splitmix64's finaliser: every input bit reaches every output bit
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+    def _encrypt(self, x: np.ndarray) -> np.ndarray:
+        high, low = self._halves
+        for key in self._keys:
+            left, right = x >> np.uint64(low), x & np.uint64((1 << low) - 1)
+            mixed = left ^ (self._mix(right, key) & np.uint64((1 << high) - 1))
+            x = (right << np.uint64(high)) | mixed  # (right, mixed): an invertible step
+            high, low = low, high
+        return x
+
+    def __call__(self, positions: np.ndarray) -> np.ndarray:
+        """The permuted values of `positions` (each in `[0, n)`), as int64."""
+        x = self._encrypt(np.asarray(positions, dtype=np.uint64))
+        outside = x >= np.uint64(self.n)
+        while outside.any():
+            x[outside] = self._encrypt(x[outside])
+            outside = x >= np.uint64(self.n)
+        return x.astype(np.int64)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """A data loader worker ignores SIGINT and SIGTERM: a signal to the whole process group (Ctrl+C in a
+    terminal, SLURM's scancel) would otherwise kill the workers, and the training process would crash on
+    its next batch instead of stopping cleanly after the step (``zoo.callbacks.GracefulStop``). The
+    workers still end with the training process (PyTorch's watchdog, and shutdown)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class SeededSampler(DistributedSampler):
     """Training order that a resumed run repeats exactly: yields `(index, seed)` pairs.
 
-    Each epoch is a fresh shuffle drawn from (seed, epoch), split across ranks as
-    `DistributedSampler` does (so Lightning leaves it in place under DDP), and each example comes
-    with a seed for the collator's random masks, drawn from (seed, epoch, rank, position). Nothing
-    depends on generator state carried between batches, so the whole state is the epoch and how many
+    Each epoch is a fresh shuffle: position `p` of the epoch reads block `perm(p)` of a
+    `BlockPermutation` keyed by (seed, epoch), computed when it is needed — memory stays flat
+    whatever the number of blocks, and a resume starts at its position without replaying the ones
+    before it. The epoch is split across ranks as `DistributedSampler` does (so Lightning leaves it
+    in place under DDP): rank `r` of `w` reads positions `r, r + w, r + 2w, ...`, the last ones
+    wrapping to the start of the order so every rank gets `ceil(n / w)`. Each example comes with a
+    seed for the collator's random masks, drawn from (seed, epoch, rank, position). Nothing depends
+    on generator state carried between batches, so the whole state is the epoch and how many
     examples this pass has yielded: `state_dict` returns both, and `StatefulDataLoader` (with it,
     every Lightning checkpoint) saves them. Lightning calls `set_epoch` each epoch; iterated by hand,
     the epoch advances after each complete pass, so every pass has fresh order and masks.
     """
+
+    #: Positions computed per numpy call: a few hundred kB, amortising the Python overhead.
+    CHUNK = 8192
 
     def __init__(self, dataset: Any, *, num_replicas: int, rank: int, seed: int) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed)
@@ -107,13 +213,20 @@ class SeededSampler(DistributedSampler):
             self._resume_at = 0
         super().set_epoch(epoch)
 
+    def indices(self, start: int, stop: int) -> np.ndarray:
+        """The blocks this rank reads at its positions `[start, stop)` of the current epoch."""
+        n = len(self.dataset)
+        ranks_positions = np.arange(start, stop, dtype=np.int64) * self.num_replicas + self.rank
+        return BlockPermutation(n, mix_seeds(self.seed, self.epoch))(ranks_positions % n)
+
     def __iter__(self):
         start, self._resume_at = self._resume_at, 0
         self.yielded = start
-        for index in itertools.islice(super().__iter__(), start, None):
-            seed = mix_seeds(self.seed, self.epoch, self.rank, self.yielded)
-            self.yielded += 1
-            yield index, seed
+        for first in range(start, self.num_samples, self.CHUNK):
+            for index in self.indices(first, min(first + self.CHUNK, self.num_samples)).tolist():
+                seed = mix_seeds(self.seed, self.epoch, self.rank, self.yielded)
+                self.yielded += 1
+                yield index, seed
         self.epoch, self.yielded = self.epoch + 1, 0
 
     def state_dict(self) -> dict[str, int]:
@@ -158,14 +271,18 @@ class TextDataModule(L.LightningDataModule):
     Args:
         objective: "mlm" (BERT masked LM), "clm" (GPT next-token LM on packed blocks) or "span"
             (T5 span corruption).
-        data_files: Local text (.txt, see sample_by), JSON / JSON Lines (.json, .jsonl) or
+        data_files: Local text (.txt, see sample_by), JSON / JSON Lines (.json, .jsonl), CSV or
             parquet files: one path, directory or glob, a list, or a dict with "train" and
             optionally "validation". None uses the built-in corpus (Python's own documentation).
         sample_by: What one document of a .txt file is: a "line", a "paragraph" (text between
             blank lines) or the whole file ("document", e.g. Tiny Shakespeare: blocks then run
             across line breaks).
-        data_format: "text", "json" or "parquet"; inferred from file extensions when None.
-        text_field: Field / column holding the text in JSON and parquet files.
+        data_format: "text", "json", "csv" or "parquet"; inferred from file extensions when None.
+        text_field: Field / column holding the text in JSON, CSV and parquet files.
+        bad_records: What a record whose text_field is missing, null or not a string (or a line
+            that is not JSON, a CSV row with too many fields) does: "error" stops with one line
+            naming the file, line and field; "skip" leaves it out and says at the end of the pass,
+            per file, how many were skipped and why (pandas' on_bad_lines).
         dataset_name: A Hugging Face Hub dataset (or a local dataset directory, e.g. of parquet
             files) instead of data_files (a hub name needs the network or a warm cache).
         streaming: Stream dataset_name (an iterable dataset) instead of preparing it in
@@ -173,14 +290,18 @@ class TextDataModule(L.LightningDataModule):
         tokenizer: "sentencepiece" (trained on the training split and cached) or "char".
         tokenizer_path: An existing tokenizer file (.model or .json) to use instead of training
             one, e.g. the one a checkpoint was trained with.
-        vocab_size: SentencePiece vocabulary size, specials included. Ignored when tokenizer_path
-            is given or tokenizer is "char"; read the `vocab_size` property for the real size.
+        vocab_size: SentencePiece vocabulary size, specials included; a corpus too small for it
+            gets the largest vocabulary it supports, with a warning naming the number. Ignored
+            when tokenizer_path is given or tokenizer is "char"; read the `vocab_size` property
+            for the real size.
         max_seq_len: Tokens per sequence: block length for clm, [CLS] + text + [SEP] for mlm,
             encoder input length (after corruption, eos included) for span.
         batch_size: Sequences per batch.
         num_workers: DataLoader worker processes.
         val_fraction: Fraction of documents held out for validation when the data has no
-            validation split, in (0, 1).
+            validation split, in (0, 1). Each document goes by a hash of its text; when that
+            leaves a side empty (a small corpus), the document nearest the cut moves over, so any
+            corpus of two or more distinct documents splits.
         seed: Seeds the split, shuffling and the random masks.
         mlm_probability: Fraction of tokens the mlm objective predicts, in (0, 1).
         noise_density: Fraction of tokens the span objective corrupts, in (0, 1).
@@ -188,16 +309,17 @@ class TextDataModule(L.LightningDataModule):
         max_documents: Use only the first this many documents (before the train/validation
             split; a given validation split is capped separately), for quick runs.
         cache_dir: Where tokenizers and tokenized data are cached; default $ZOO_CACHE_DIR, else
-            ~/.cache/zoo.
+            ~/.cache/zoo. Checked writable when the data module is built.
     """
 
     def __init__(
         self,
         objective: Objective = "clm",
         data_files: DataFiles | None = None,
-        data_format: Literal["text", "json", "parquet"] | None = None,
+        data_format: DataFormat | None = None,
         sample_by: SampleBy = "line",
         text_field: str = "text",
+        bad_records: BadRecords = "error",
         dataset_name: str | None = None,
         streaming: bool = False,
         tokenizer: TokenizerKind = "sentencepiece",
@@ -247,13 +369,14 @@ class TextDataModule(L.LightningDataModule):
             sample_by in ("line", "paragraph", "document"),
             f"sample_by must be one of ['document', 'line', 'paragraph'], got {sample_by!r}",
         )
+        check_bad_records(bad_records)
         if data_files is not None:
             # Checks every file now (missing, empty, not UTF-8, no text_field): fail before work.
             self._files, self._format = resolve_data_files(data_files, data_format, text_field)
         else:
             _check(
-                data_format is None or data_format in ("text", "json", "parquet"),
-                f"data_format must be one of ['json', 'parquet', 'text'] or None, got {data_format!r}",
+                data_format is None or data_format in DATA_FORMATS,
+                f"data_format must be one of {sorted(DATA_FORMATS)} or None, got {data_format!r}",
             )
             self._files, self._format = None, data_format
         if tokenizer_path is not None and not Path(tokenizer_path).expanduser().is_file():
@@ -263,8 +386,11 @@ class TextDataModule(L.LightningDataModule):
             self._span_chunk_length(max_seq_len, noise_density, mean_noise_span_length, NUM_SENTINELS)
         self.save_hyperparameters()
 
+        # Before any work: a read-only or unwritable cache fails here, naming the setting.
+        self.cache_dir = writable_cache_dir(cache_dir)
         self.objective: Objective = objective
         self.text_field = text_field
+        self.bad_records: BadRecords = bad_records
         self.sample_by: SampleBy = sample_by
         self.dataset_name = dataset_name
         self.streaming = streaming
@@ -279,12 +405,12 @@ class TextDataModule(L.LightningDataModule):
         self.noise_density = noise_density
         self.mean_noise_span_length = mean_noise_span_length
         self.max_documents = max_documents
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self._requested_vocab_size = vocab_size
 
         self._tokenizer: Tokenizer | None = None
         self._tokenizer_file: Path | None = None
         self._datasets: dict[str, Any] = {}
+        self._split_at: float | None = None  # the split's hash threshold, once a pass has found it
 
     # -----------------------------------------------------------------------------------------
     # Tokenizer and the values the model needs (available right after __init__)
@@ -297,17 +423,34 @@ class TextDataModule(L.LightningDataModule):
             if self.tokenizer_path is not None:
                 path = Path(self.tokenizer_path).expanduser()
             else:
-                path = cached_tokenizer_file(
-                    self._train_texts(),  # streamed, and only read when no cached tokenizer exists
-                    self.cache_dir,
-                    kind=self.tokenizer_kind,
-                    vocab_size=self._requested_vocab_size,
-                    corpus_key=self._corpus_key(),
-                    expected_chars=self._estimated_bytes(),
-                )
+                try:
+                    path = cached_tokenizer_file(
+                        self._train_texts(),  # streamed, and only read when no cached tokenizer exists
+                        self.cache_dir,
+                        kind=self.tokenizer_kind,
+                        vocab_size=self._requested_vocab_size,
+                        corpus_key=self._corpus_key(),
+                        expected_chars=self._estimated_bytes(),
+                    )
+                except TokenizerTrainingError as error:
+                    where = self._describe_corpus()
+                    raise TokenizerTrainingError(f"training a tokenizer on {where}: {error}") from None
             self._tokenizer = load_tokenizer(path)
             self._tokenizer_file = path
+            self._warn_if_vocab_shrank()
         return self._tokenizer
+
+    def _warn_if_vocab_shrank(self) -> None:
+        size = self._tokenizer.vocab_size if self._tokenizer is not None else 0
+        if self.tokenizer_path is None and self.tokenizer_kind == "sentencepiece" and size < self._requested_vocab_size:
+            rank_zero_warn(f"vocab_size={self._requested_vocab_size} is more than {self._describe_corpus()} supports; "
+                           f"trained the most it does, {size} (pass --data.init_args.vocab_size {size} to say so)")
+
+    def _describe_corpus(self) -> str:
+        if self._files is not None:
+            every = [path for paths in self._files.values() for path in paths]
+            return repr(every[0]) if len(every) == 1 else f"{len(every)} files ({every[0]!r}, ...)"
+        return f"dataset {self.dataset_name!r}" if self.dataset_name else "the built-in corpus"
 
     @property
     def tokenizer_file(self) -> Path:
@@ -350,28 +493,40 @@ class TextDataModule(L.LightningDataModule):
     # Documents
 
     def _sources(self) -> dict[str, Any]:
-        """Per split the data has, a function streaming its documents (max_documents applied)."""
+        """Per split the data has, a function streaming its documents (max_documents applied);
+        called with where to report skipped records (or None)."""
         if self._files is None and self.dataset_name is None:
-            sources: dict[str, Any] = {"train": lambda: iter(builtin_corpus())}
+            sources: dict[str, Any] = {"train": lambda report=None: iter(builtin_corpus())}
         else:
             sources = stream_splits(
                 self._files, self._format, self.text_field, sample_by=self.sample_by,
                 dataset_name=self.dataset_name, streaming=self.streaming, cache_dir=self.cache_dir / "datasets",
+                bad_records=self.bad_records,
             )
         if self.max_documents is None:
             return sources
-        return {split: (lambda open_=open_: itertools.islice(open_(), self.max_documents))
-                for split, open_ in sources.items()}
 
-    def _pairs(self, threshold: float, stats: dict[str, Any] | None = None):
+        def first(open_: Any, report: Any = None) -> Any:
+            stream = open_(report)
+            try:
+                yield from itertools.islice(stream, self.max_documents)
+            finally:  # close the reader now, so it reports what it skipped among the documents read
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+        return {split: functools.partial(first, open_) for split, open_ in sources.items()}
+
+    def _pairs(self, threshold: float, stats: dict[str, Any] | None = None, report: Any = None):
         """`(split, document)` in corpus order; without a validation source, a document goes to
-        validation when `unit_hash(document, seed) < threshold` (the project's one split rule)."""
+        validation when `unit_hash(document, seed) < threshold` (the project's one split rule).
+        `report` gets the lines about skipped records (see `bad_records`)."""
         sources = self._sources()
         if "validation" in sources:
-            yield from (("train", doc) for doc in sources["train"]())
-            yield from (("validation", doc) for doc in sources["validation"]())
+            yield from (("train", doc) for doc in sources["train"](report))
+            yield from (("validation", doc) for doc in sources["validation"](report))
             return
-        for doc in sources["train"]():
+        for doc in sources["train"](report):
             u = unit_hash(doc, self.seed)
             if stats is not None:  # the extremes, in case one side comes out empty
                 stats["min"], stats["max"] = min(stats.get("min", 1.0), u), max(stats.get("max", 0.0), u)
@@ -383,7 +538,9 @@ class TextDataModule(L.LightningDataModule):
     def documents(self, split: Split) -> list[str]:
         """The raw documents of `split` ("train" or "validation") as a list: for small corpora and
         inspection only (training streams them and never builds this list)."""
-        return [doc for where, doc in self._pairs(self._threshold()) if where == split]
+        if self._split_at is None:
+            self._split_at = self._threshold()
+        return [doc for where, doc in self._pairs(self._split_at) if where == split]
 
     def _threshold(self, stats: dict[str, Any] | None = None, counts: dict[str, int] | None = None) -> float:
         """The hash threshold of the split: `val_fraction`, unless that leaves a side empty, when
@@ -394,13 +551,20 @@ class TextDataModule(L.LightningDataModule):
                 counts[split] += 1
         if "min" not in stats or (counts["train"] and counts["validation"]):
             return self.val_fraction
+        total = counts["train"] + counts["validation"]
         _check(
             stats["min"] < stats["max"],
-            f"cannot split {counts['train'] + counts['validation']} document(s) with one distinct text into train "
-            f"and validation; give more documents or a 'validation' entry in data_files",
+            f"cannot split {'the one document' if total == 1 else f'{total} copies of one document'} of "
+            f"{self._describe_corpus()} into train and validation; give a validation file "
+            f"(--data.init_args.data_files '{{train: {self._train_name()}, validation: my_validation.txt}}') "
+            f"or more documents",
         )
         # No validation: take the lowest hash; no training: give back the highest.
         return float(np.nextafter(stats["min"], 1.0)) if not counts["validation"] else stats["max"]
+
+    def _train_name(self) -> str:
+        paths = (self._files or {}).get("train", [])
+        return paths[0] if len(paths) == 1 else "my_train.txt"
 
     def _corpus_key(self) -> str:
         """Identifies the corpus and its split for cache keys, without reading the corpus."""
@@ -411,7 +575,8 @@ class TextDataModule(L.LightningDataModule):
         else:
             corpus = {"files": files_key(self._files), "format": self._format}
         settings = {"corpus": corpus, "text_field": self.text_field, "sample_by": self.sample_by,
-                    "max_documents": self.max_documents, "val_fraction": self.val_fraction, "seed": self.seed}
+                    "max_documents": self.max_documents, "val_fraction": self.val_fraction, "seed": self.seed,
+                    "bad_records": self.bad_records}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
     def _estimated_bytes(self) -> int:
@@ -454,23 +619,37 @@ class TextDataModule(L.LightningDataModule):
         return self.cache_dir / "shards" / f"{self.tokenizer_fingerprint}-{key}"
 
     def _build_shards(self, directory: Path) -> dict[str, Any]:
-        """Stream the corpus through the tokenizer into `directory` (see `zoo.data.shards`)."""
+        """Stream the corpus through the tokenizer into `directory` (see `zoo.data.shards`).
+
+        One pass, unless hashing left a split empty (small corpora only): then the threshold moves
+        by one document (`_threshold`) and a second pass writes the shards that are kept; the first
+        pass's are discarded before they are ever renamed into place.
+        """
         from tqdm.auto import tqdm
 
         tokenizer = self.tokenizer
         estimate = (self._estimated_bytes() + 1) * 2 * (1 if tokenizer.vocab_size <= 1 << 16 else 2)
-        threshold, stats = self.val_fraction, {}
-        for _attempt in range(2):  # a second pass only when the split left one side empty
+        has_validation = "validation" in self._sources()
+        threshold = self.val_fraction
+        for _attempt in range(2):
+            stats: dict[str, Any] = {}
+            skipped: list[str] = []
+            counts: dict[str, int] = {}
+
+            def finish(meta: dict[str, Any], skipped: list[str] = skipped, counts: dict[str, int] = counts) -> bool:
+                meta["skipped"] = skipped
+                counts.update(meta["documents"])
+                return has_validation or all(counts.values())
+
             with tqdm(total=self._estimated_bytes(), unit="char", unit_scale=True, disable=None,
                       desc=f"Tokenizing into {directory.name}") as bar:
-                meta = write_shards(directory, lambda t=threshold: self._pairs(t, stats), tokenizer,
-                                    estimated_bytes=estimate, progress=bar.update)
-            moved = self._threshold(stats, meta["documents"])
-            if moved == threshold:
+                meta = write_shards(directory, lambda t=threshold, s=stats, r=skipped: self._pairs(t, s, r.append),
+                                    tokenizer, estimated_bytes=estimate, progress=bar.update, finish=finish)
+            if meta is not None:
+                self._split_at = threshold
                 return meta
-            shutil.rmtree(directory)
-            threshold = moved
-        return meta
+            threshold = self._threshold(stats, counts)  # raises when no threshold can split the corpus
+        raise AssertionError("a moved threshold leaves both splits non-empty")
 
     def _tokenized(self, split: Split) -> TokenBlocks:
         """Token blocks of `split`, sliced from the memory-mapped shard (built on first use)."""
@@ -478,15 +657,22 @@ class TextDataModule(L.LightningDataModule):
             return self._datasets[split]
         directory = self._shard_directory()
         directory.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(directory.parent)  # what killed builds left, whichever shards they built
         meta = read_meta(directory)
         if meta is None:
             with FileLock(os.fspath(directory) + ".lock"):  # DDP ranks / parallel runs wait for one build
                 meta = read_meta(directory) or self._build_shards(directory)
         check_meta(directory, meta, self.tokenizer)
+        if not self._datasets:  # once per data module, for every run that reads these shards
+            for line in meta.get("skipped", []):
+                rank_zero_warn(line)
         chunk = self._chunk_length()
-        # clm blocks must be full (no padding); mlm and span pad, so they keep the tail.
-        dataset = TokenBlocks(directory / f"{split}.bin", dtype=meta["dtype"], num_tokens=meta["tokens"][split],
-                              block_size=chunk, drop_remainder=self.objective == "clm")
+        tokens = meta["tokens"][split]
+        # clm blocks must be full (no padding), so the short tail is left out — unless the split is
+        # shorter than one block (a small corpus), when it is read as one shorter block; mlm and
+        # span pad, so they keep the tail.
+        dataset = TokenBlocks(directory / f"{split}.bin", dtype=meta["dtype"], num_tokens=tokens,
+                              block_size=chunk, drop_remainder=self.objective == "clm" and tokens >= chunk)
         _check(
             len(dataset) > 0,
             f"the {split} split yields no sequences of max_seq_len={self.max_seq_len} tokens "
@@ -549,6 +735,7 @@ class TextDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            worker_init_fn=ignore_stop_signals,
         )
 
     def train_dataloader(self) -> StatefulDataLoader:
@@ -565,6 +752,7 @@ class TextDataModule(L.LightningDataModule):
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
                 pin_memory=torch.cuda.is_available(),
+                worker_init_fn=ignore_stop_signals,
             )
 
     def val_dataloader(self) -> DataLoader:
@@ -585,14 +773,36 @@ class TextDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint must agree on with the data — the tokenizer (carried whole, as bytes) and
         its size — and which corpus it was trained on (``corpus_key``: files, split and settings)."""
-        return {**tokenizer_state(self.tokenizer, self.tokenizer_file), "corpus_key": self._corpus_key()}
+        return {**tokenizer_state(self.tokenizer, self.tokenizer_file), "corpus_key": self._corpus_key(),
+                "data_files": self.data_identity()}
+
+    def data_identity(self) -> list[dict[str, Any]]:
+        """Each data file's split, path, size and SHA-256 (``zoo.files.file_identity``), computed once: what
+        a resume checks to notice that the files changed under the same names."""
+        if getattr(self, "_identity", None) is None:
+            files = self._files or {}
+            self._identity = [{"split": split, **file_identity(path)} for split, paths in sorted(files.items())
+                              for path in paths]
+        return self._identity
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint whose tokenizer differs from this data's.
 
         Raises:
-            ValueError: Fingerprint or vocabulary size differ; the message names both values.
+            ValueError: Fingerprint or vocabulary size differ, or the data files' contents (the message
+                names what differs).
         """
+        saved_files = state_dict.get("data_files")
+        if saved_files is not None:
+            before = [(f["split"], f["sha256"]) for f in saved_files]
+            now = [(f["split"], f["sha256"]) for f in self.data_identity()]
+            if before != now:
+                pairs = zip(saved_files, self.data_identity(), strict=False)
+                differing = (f"{a['path']} (then {a['bytes']} bytes)" for a, b in pairs if a["sha256"] != b["sha256"])
+                changed = next(differing, f"{len(saved_files)} file(s) then, {len(now)} now")
+                raise ValueError(f"the checkpoint was trained on other data than this run reads: {changed} changed; "
+                                 "a resume continues on the same data (to train these weights on this data, start a "
+                                 "new run from them with --model.init_args.pretrained)")
         fingerprint = state_dict.get("tokenizer_fingerprint")
         vocab_size = state_dict.get("vocab_size")
         if fingerprint == self.tokenizer_fingerprint and vocab_size == self.vocab_size:

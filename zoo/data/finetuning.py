@@ -16,15 +16,18 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
-from zoo.data.datamodule import SeededSampler, default_cache_dir
+from zoo.data.datamodule import SeededSampler, ignore_stop_signals, writable_cache_dir
+from zoo.data.records import BadRecords, check_bad_records
 from zoo.data.splits import assign_splits
 from zoo.data.tokenizers import (
     NUM_SENTINELS,
     Tokenizer,
     TokenizerKind,
+    TokenizerTrainingError,
     cached_tokenizer_file,
     check_tokenizer_kind,
     load_tokenizer,
@@ -67,7 +70,12 @@ class FineTuneDataModule(L.LightningDataModule):
             ``TextDataModule``, so ``configs/debug/smoke.yaml`` stacks onto every config).
         shape: The family shape the batches are made for: ``auto`` = the model being trained
             (read from the Trainer), or ``encoder``, ``decoder``, ``encoder-decoder``.
-        cache_dir: Where tokenizers are cached; default $ZOO_CACHE_DIR, else ~/.cache/zoo.
+        bad_records: What a record with a missing, null, empty or wrongly typed field (or a line that
+            is not JSON, a CSV row with too many fields) does: ``error`` stops with one line naming
+            the file, line and field; ``skip`` leaves it out and says per file how many were skipped
+            and why (pandas' ``on_bad_lines``).
+        cache_dir: Where tokenizers are cached; default $ZOO_CACHE_DIR, else ~/.cache/zoo. Checked
+            writable when the data module is built.
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class FineTuneDataModule(L.LightningDataModule):
         seed: int = 1234,
         max_documents: int | None = None,
         shape: ShapeChoice = "auto",
+        bad_records: BadRecords = "error",
         cache_dir: str | None = None,
     ) -> None:
         super().__init__()
@@ -101,14 +110,16 @@ class FineTuneDataModule(L.LightningDataModule):
         for message, ok in checks.items():
             if not ok:
                 raise ValueError(message)
+        check_bad_records(bad_records)
         if tokenizer_path is not None and not Path(tokenizer_path).expanduser().is_file():
             raise FileNotFoundError(f"tokenizer_path {tokenizer_path!r} does not exist")
+        self.bad_records: BadRecords = bad_records
         self.tokenizer_kind, self.tokenizer_path, self._requested_vocab_size = tokenizer, tokenizer_path, vocab_size
         self.max_seq_len, self.batch_size = max_seq_len, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.val_fraction, self.seed = num_workers, val_fraction, seed
         self.max_documents, self.requested_shape = max_documents, shape
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.cache_dir = writable_cache_dir(cache_dir)  # before any work: names the setting to change
         self._splits: dict[str, list[Any]] | None = None
         self._all_train: list[Any] = []
         self._encoded: dict[str, list[Any]] = {}
@@ -157,10 +168,19 @@ class FineTuneDataModule(L.LightningDataModule):
                 path = Path(self.tokenizer_path).expanduser()
             else:
                 self.raw_examples("train")
-                path = cached_tokenizer_file(self._tokenizer_texts(self._all_train), self.cache_dir,
-                                             kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size,
-                                             num_sentinels=self.num_sentinels)
+                try:
+                    path = cached_tokenizer_file(self._tokenizer_texts(self._all_train), self.cache_dir,
+                                                 kind=self.tokenizer_kind, vocab_size=self._requested_vocab_size,
+                                                 num_sentinels=self.num_sentinels)
+                except TokenizerTrainingError as error:
+                    files = getattr(self, "_files", None)
+                    where = repr(files["train"][0]) if files else "the built-in task"
+                    raise TokenizerTrainingError(f"training a tokenizer on {where}: {error}") from None
             self._tokenizer, self._tokenizer_file = load_tokenizer(path), path
+            size, trained = self._tokenizer.vocab_size, self.tokenizer_path is None
+            if trained and self.tokenizer_kind == "sentencepiece" and size < self._requested_vocab_size:
+                rank_zero_warn(f"vocab_size={self._requested_vocab_size} is more than the training examples support; "
+                               f"trained the most they do, {size} (pass --data.init_args.vocab_size {size} to say so)")
         return self._tokenizer
 
     @property
@@ -228,7 +248,8 @@ class FineTuneDataModule(L.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         return DataLoader(self._indexed(split), batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=self._collator(self.shape()), num_workers=self.num_workers)
+                          collate_fn=self._collator(self.shape()), num_workers=self.num_workers,
+                          worker_init_fn=ignore_stop_signals)
 
     def _indexed(self, split: str) -> list[tuple[int, Any]]:
         # Each example carries its position, so predictions can say which example they score.
@@ -242,7 +263,8 @@ class FineTuneDataModule(L.LightningDataModule):
         world_size, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer else (1, 0)
         return StatefulDataLoader(_ByIndex(examples), batch_size=self.batch_size,
                                   sampler=SeededSampler(examples, num_replicas=world_size, rank=rank, seed=self.seed),
-                                  collate_fn=self._collator(self.shape()), num_workers=self.num_workers)
+                                  collate_fn=self._collator(self.shape()), num_workers=self.num_workers,
+                                  worker_init_fn=ignore_stop_signals)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("validation")

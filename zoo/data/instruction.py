@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.data.classification import python_docs_instructions
 from zoo.data.finetuning import FineTuneDataModule, split_by_hash, truncate
@@ -94,9 +95,9 @@ class InstructionDataModule(FineTuneDataModule):
             return seq2seq_splits(self.builtin, self.seed, self.synthetic.sizes(), self.synthetic.lengths(self.builtin))
         if self._files is None:
             return python_docs_instructions(self.seed)
-        rows = load_records(self._files, self._format, [self.prompt_field, self.response_field],
-                            cache_dir=self.cache_dir / "datasets")
-        pairs = {split: [(str(r[self.prompt_field]), str(r[self.response_field])) for r in items]
+        rows = load_records(self._files, self._format, {self.prompt_field: "text", self.response_field: "text"},
+                            bad_records=self.bad_records, report=rank_zero_warn)
+        pairs = {split: [(r[self.prompt_field], r[self.response_field]) for r in items]
                  for split, items in rows.items()}
         if "validation" not in pairs:
             pairs.update(split_by_hash(pairs["train"], lambda pair: pair[0], self.val_fraction, self.seed))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.data.classification import DOC_LABELS, python_docs_passages
 from zoo.data.finetuning import FineTuneDataModule, split_by_hash
@@ -42,17 +43,6 @@ def sort_labels(values: list[Label]) -> list[Label]:
     if all(isinstance(v, int) for v in distinct):
         return sorted(distinct)
     return sorted(distinct, key=str)
-
-
-def plain_label(value: Any, where: str) -> Label:
-    """A label as a plain ``str`` or ``int`` (integral floats, as CSV and pandas produce, become ints)."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, (str, int)):
-        return value
-    raise ValueError(f"{where}: label {value!r} is a {type(value).__name__}; labels must be strings or integers")
 
 
 class LabelledTextDataModule(FineTuneDataModule):
@@ -123,10 +113,9 @@ class LabelledTextDataModule(FineTuneDataModule):
             train, evaluation = self.builtin_per_class
             splits = python_docs_passages(self.seed, train_per_class=train, eval_per_class=evaluation)
             return {split: list(items) for split, items in splits.items()}
-        rows = load_records(self._files, self._format, [self.text_field, self.label_field],
-                            cache_dir=self.cache_dir / "datasets")
-        raw = {split: [(str(r[self.text_field]), plain_label(r[self.label_field], f"data_files split {split!r}"))
-                       for r in items] for split, items in rows.items()}
+        rows = load_records(self._files, self._format, {self.text_field: "text", self.label_field: "label"},
+                            bad_records=self.bad_records, report=rank_zero_warn)
+        raw = {split: [(r[self.text_field], r[self.label_field]) for r in items] for split, items in rows.items()}
         if "validation" not in raw:
             raw.update(split_by_hash(raw["train"], lambda example: example[0], self.val_fraction, self.seed))
         self._labels = self._label_set(raw)

@@ -25,7 +25,7 @@ import sentencepiece as spm
 from filelock import FileLock
 
 from zoo.data.corpus import documents_fingerprint
-from zoo.files import atomic_write
+from zoo.files import atomic_write, remove_stale_temporaries
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 MASK, CLS, SEP = "[MASK]", "[CLS]", "[SEP]"
@@ -35,6 +35,15 @@ NUM_SENTINELS = 100
 UNK_SURFACE = " \u2047 "
 
 ModelType = Literal["unigram", "bpe"]
+#: SentencePiece's trainer threads. Fixed, not the CPUs at hand: its unigram E-step gives sentence i
+#: to thread i % num_threads and sums each thread's float expectations, so every thread count
+#: rounds differently and trains a different model (1 vs 2 threads: two vocabularies). With a
+#: fixed count the same corpus and settings give the same model on any machine.
+TRAIN_THREADS = 8
+#: SentencePiece's limit on one training sentence, in bytes; longer lines are cut into pieces of at
+#: most `TRAIN_PIECE_CHARS` characters (4 bytes each at most) instead of being dropped.
+MAX_SENTENCE_BYTES = 16384
+TRAIN_PIECE_CHARS = MAX_SENTENCE_BYTES // 4
 #: The tokenizers zoo trains: SentencePiece or one id per character.
 TokenizerKind = Literal["sentencepiece", "char"]
 TOKENIZER_KINDS: tuple[str, ...] = get_args(TokenizerKind)
@@ -172,6 +181,10 @@ class Tokenizer(abc.ABC):
 # SentencePiece
 
 
+class TokenizerTrainingError(ValueError):
+    """SentencePiece could not train on the text given (one line; callers add which files)."""
+
+
 class SentencePieceTokenizer(Tokenizer):
     """A SentencePiece model whose specials are control symbols (never matched in text).
 
@@ -209,13 +222,16 @@ class SentencePieceTokenizer(Tokenizer):
         model_type: ModelType = "unigram",
         num_sentinels: int = NUM_SENTINELS,
         max_chars: int = 10_000_000,
-        num_threads: int | None = None,
+        num_threads: int = TRAIN_THREADS,
         expected_chars: int | None = None,
+        shrink_to_fit: bool = False,
     ) -> SentencePieceTokenizer:
         """Train a model in memory on `texts` (normally the training split only).
 
-        Documents are fed line by line (SentencePiece skips over-long sentences), with newlines
-        kept as a piece of their own so multi-line text round-trips.
+        Documents are fed line by line, a line longer than SentencePiece's sentence limit cut into
+        pieces at spaces (a text8-style one-line corpus trains too), with newlines kept as a piece
+        of their own so multi-line text round-trips. Deterministic: the same texts and settings give
+        the same model, byte for byte, whatever the machine (see `TRAIN_THREADS`).
 
         Args:
             texts: Training documents.
@@ -224,17 +240,21 @@ class SentencePieceTokenizer(Tokenizer):
             num_sentinels: How many `<extra_id_i>` sentinels to reserve.
             max_chars: Cap on the characters fed to the trainer; beyond it a stable hash of each
                 line picks a sample, which keeps training at a few seconds.
-            num_threads: Trainer threads; defaults to the CPUs this process may use.
+            num_threads: Trainer threads; part of what the model is (another count trains
+                another model), so leave it at `TRAIN_THREADS` unless reproducing an old model.
             expected_chars: An estimate of the corpus size in characters; given, `texts` is
                 streamed and sampled on the fly instead of listed (corpora larger than memory).
+            shrink_to_fit: When the corpus supports fewer than `vocab_size` pieces, train as many
+                as it supports (read `vocab_size` of the result) instead of failing.
 
         Raises:
-            ValueError: `vocab_size` is too small for the specials and characters, or too large
-                for what the corpus supports; the message names the limit.
+            ValueError: `vocab_size` is too small for the specials and characters, or (without
+                `shrink_to_fit`) too large for what the corpus supports; the message names the
+                limit. `TokenizerTrainingError` (a ValueError) when SentencePiece fails otherwise.
         """
         sentences = _training_sentences(texts, max_chars, expected_chars)
         if not sentences:
-            raise ValueError("cannot train a SentencePiece tokenizer on an empty corpus")
+            raise TokenizerTrainingError("cannot train a SentencePiece tokenizer on an empty corpus")
         if model_type not in ("unigram", "bpe"):
             raise ValueError(f"model_type must be 'unigram' or 'bpe', got {model_type!r}")
         model = io.BytesIO()
@@ -265,13 +285,14 @@ class SentencePieceTokenizer(Tokenizer):
                 allow_whitespace_only_pieces=True,
                 character_coverage=1.0,
                 byte_fallback=True,
-                hard_vocab_limit=True,
+                # Soft, when asked: a small corpus then gets the largest vocabulary it supports.
+                hard_vocab_limit=not shrink_to_fit,
                 # The bound on the sample: we sampled deterministically already (max_chars).
                 # SentencePiece refuses 1..100 here; 0 means every sentence, the same for a small sample.
                 input_sentence_size=len(sentences) if len(sentences) > 100 else 0,
                 shuffle_input_sentence=False,
-                max_sentence_length=16384,
-                num_threads=num_threads or _available_cpus(),
+                max_sentence_length=MAX_SENTENCE_BYTES,
+                num_threads=num_threads,
                 minloglevel=2,
             )
         except RuntimeError as error:
@@ -322,28 +343,54 @@ def _stable_fraction(text: str) -> float:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big") / 2**64
 
 
+def cut_at_spaces(text: str, size: int) -> Iterator[str]:
+    """`text` in consecutive pieces of at most `size` characters, each cut before a space where
+    there is one in the second half of the piece (SentencePiece pieces never span a space, so a
+    piece that starts with the space tokenizes as it would have inside the whole text)."""
+    start = 0
+    while len(text) - start > size:
+        cut = text.rfind(" ", start + size // 2, start + size)
+        cut = cut if cut > start else start + size
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
+
+
+def _lines(texts: Iterable[str]) -> Iterator[str]:
+    """The non-blank lines of `texts`, over-long ones cut for SentencePiece's sentence limit."""
+    for text in texts:
+        for line in text.split("\n"):
+            if not line.strip():
+                continue
+            if len(line) <= TRAIN_PIECE_CHARS:
+                yield line
+            else:
+                yield from (piece for piece in cut_at_spaces(line, TRAIN_PIECE_CHARS) if piece.strip())
+
+
 def _training_sentences(texts: Iterable[str], max_chars: int, expected_chars: int | None = None) -> list[str]:
     """Lines to train SentencePiece on: all of them, or a stable-hash sample of about `max_chars`.
 
     With `expected_chars` (an estimate of the corpus size, e.g. its bytes) the texts stream: each
     line is kept with probability max_chars / expected_chars, decided by a hash of the line, and
-    never more than 2 * max_chars are kept, so memory is bounded whatever the corpus size.
+    never more than 2 * max_chars are kept, so memory is bounded whatever the corpus size. Lines
+    longer than SentencePiece's sentence limit are cut into pieces (`cut_at_spaces`), each sampled
+    on its own, so one huge line neither vanishes nor fills memory.
     """
     if expected_chars is None:
-        lines = [line for text in texts for line in text.split("\n") if line.strip()]
+        lines = list(_lines(texts))
         total = sum(len(line) for line in lines)
         if total <= max_chars:
             return lines
         keep = max_chars / total
         return [line for line in lines if _stable_fraction(line) < keep]
     keep, kept, size = min(1.0, max_chars / max(expected_chars, 1)), [], 0
-    for text in texts:
-        for line in text.split("\n"):
-            if line.strip() and (keep >= 1.0 or _stable_fraction(line) < keep):
-                kept.append(line)
-                size += len(line)
-        if size >= 2 * max_chars:
-            break
+    for line in _lines(texts):
+        if keep >= 1.0 or _stable_fraction(line) < keep:
+            kept.append(line)
+            size += len(line)
+            if size >= 2 * max_chars:
+                break
     return kept
 
 
@@ -363,7 +410,8 @@ def _vocab_size_error(error: RuntimeError, vocab_size: int, model_type: str) -> 
             f"{match.group(1)} or more"
         )
     first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
-    return RuntimeError(f"SentencePiece training failed: {first}")
+    return TokenizerTrainingError(f"SentencePiece training failed ({first}); try --data.init_args.tokenizer char, "
+                                  f"another vocab_size, or cleaner text")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +552,8 @@ def materialise_tokenizer(tokenizer: Tokenizer, cache_dir: str | os.PathLike[str
 
 
 # Part of every cache key: bump when training settings change, so old caches are not reused.
-_CACHE_VERSION = 2
+# 3: fixed trainer threads (deterministic models), long lines cut, a soft vocabulary limit.
+_CACHE_VERSION = 3
 
 
 def cached_tokenizer_file(
@@ -522,7 +571,9 @@ def cached_tokenizer_file(
 
     The key hashes the corpus, the settings and the SentencePiece version, so a changed corpus or
     vocabulary size trains afresh. A file lock makes concurrent processes (DDP ranks) wait for one
-    trainer instead of all training.
+    trainer instead of all training; temporaries a killed trainer left are removed first. A corpus
+    too small for `vocab_size` gets the largest vocabulary it supports (compare the file's
+    `vocab_size` with the one asked for).
 
     Args:
         texts: Training documents (the training split only).
@@ -550,6 +601,8 @@ def cached_tokenizer_file(
     key = hashlib.sha256((json.dumps(settings, sort_keys=True) + corpus).encode()).hexdigest()[:16]
     directory = Path(cache_dir).expanduser() / "tokenizers" / f"{name}-{key}"
     path = directory / filename
+    for built in _subdirectories(directory.parent):  # what killed builds of any tokenizer left
+        remove_stale_temporaries(built)
     if path.is_file():
         return path
     directory.mkdir(parents=True, exist_ok=True)
@@ -559,12 +612,19 @@ def cached_tokenizer_file(
             if kind == "sentencepiece":
                 tokenizer = SentencePieceTokenizer.train(
                     texts, vocab_size=vocab_size, model_type=model_type, num_sentinels=num_sentinels,
-                    expected_chars=expected_chars,
+                    expected_chars=expected_chars, shrink_to_fit=True,
                 )
             else:
                 tokenizer = CharTokenizer.train(texts, num_sentinels=num_sentinels)
             tokenizer.save(path)
     return path
+
+
+def _subdirectories(directory: Path) -> list[Path]:
+    try:
+        return [entry for entry in directory.iterdir() if entry.is_dir()]
+    except OSError:  # not there yet
+        return []
 
 
 def iter_special_tokens(num_sentinels: int = NUM_SENTINELS) -> Iterator[str]:

@@ -4,6 +4,8 @@ in and out of zoo models.
     from_hf(model_or_path)            transformers model or save_pretrained directory -> zoo model
     to_hf(zoo_model)                  zoo model -> transformers model with the same weights
     save_pretrained(zoo_model, dir)   zoo model -> directory that AutoModelFor*.from_pretrained loads
+    save_hf_tokenizer(tokenizer, dir, shape=..., model_max_length=...)
+                                      zoo tokenizer -> tokenizer.json etc. that AutoTokenizer loads
 
 Each architecture is two config translations and a table of weight names, in a module of its own
 (``zoo/hf/<model_type>.py``): the computation is the zoo's own blocks, so equal logits prove the
@@ -44,11 +46,13 @@ from zoo.hf import bert, gemma2, gpt2, gpt_neox, llama, mistral, mixtral, qwen3,
 from zoo.hf._common import Architecture, refuse
 from zoo.hf._files import load_hf_config, load_weights, read_config_json
 from zoo.hf._state import export_state, fill_tied, import_state, normalise_names
+from zoo.hf._tokenizer import export_tokenizer_file, hf_tokenizer, save_hf_tokenizer
 from zoo.models.base import ZooModel
+from zoo.models.mup import standard_equivalent
 from zoo.models.registry import FAMILIES, Family, family_of
 
 __all__ = ["from_hf", "to_hf", "save_pretrained", "SUPPORTED_CLASSES", "ARCHITECTURES", "Architecture",
-           "hf_family", "export_architecture"]
+           "hf_family", "export_architecture", "save_hf_tokenizer", "hf_tokenizer", "export_tokenizer_file"]
 
 # config.json's model_type -> its architecture module's ARCHITECTURE.
 ARCHITECTURES: dict[str, Architecture] = {
@@ -174,12 +178,16 @@ def to_hf(model: ZooModel) -> Any:
     ``num_experts`` -> ``MixtralForCausalLM``, ``sliding_window`` -> ``MistralForCausalLM``,
     ``norm="rmsnorm_plus_one"`` -> ``Gemma2ForCausalLM``; ``T5`` ->
     ``T5ForConditionalGeneration``. The result has the zoo model's dtype, device and train/eval mode.
+    A μP model (``parametrization: mup``) is exported as its standard equivalent
+    (``zoo.models.mup.standard_equivalent``): its multipliers folded into the weights, a tied head
+    untied when the output multiplier is not 1, equal logits.
 
     Raises:
         ValueError: (one line) a zoo config that class cannot express exactly, naming the field.
     """
     import transformers
 
+    model = standard_equivalent(model)
     arch = export_architecture(model)
     config = model.config
     if config.resolved_scale_embedding and not arch.scales_embedding:

@@ -1,5 +1,5 @@
-"""What every family model shares: weight initialisation, parameter counting and the auxiliary
-(mixture-of-experts load-balancing) loss."""
+"""What every family model shares: weight initialisation, the hidden matrices (what μP scales and
+Muon trains), parameter counting and the auxiliary (mixture-of-experts load-balancing) loss."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from zoo.blocks.attention import MultiHeadAttention
+from zoo.blocks.feed_forward import FeedForward
 from zoo.blocks.moe import MixtureOfExperts
 from zoo.models.config import TransformerConfig
 
@@ -38,16 +40,44 @@ class ZooModel(nn.Module):
         head; GPT, T5: ``lm_head``)."""
         return self.lm_head
 
+    @property
+    def output_scale(self) -> float:
+        """The factor on the final hidden states before the output head (``config.output_scale``):
+        mup's 1 / width_mult, 1 under the standard parametrisation; T5 adds its own."""
+        return self.config.output_scale
+
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The hidden matrices, both of whose sides grow with the width: the projections of every
+        attention (q, k, v, out; self and cross) and feed-forward (gate, up, down; every expert's)
+        that are plain ``nn.Linear`` layers. μP scales their initialisation and AdamW rate with the
+        width; Muon trains exactly these. Not here: embeddings, the output head and MoE routers
+        (one side is the vocabulary or the experts), norms, biases, and layers an adapter wraps."""
+        layers = []
+        for module in self.modules():
+            if isinstance(module, MultiHeadAttention):
+                names: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj")
+            elif isinstance(module, FeedForward):
+                names = ("gate_proj", "up_proj", "down_proj")
+            else:
+                continue
+            layers += [layer for name in names if type(layer := getattr(module, name)) is nn.Linear]
+        return layers
+
     def init_weights(self) -> None:
         """Normal(0, init_std) for linear and embedding weights, zero biases, unit norms; residual
         output projections scaled by 1/sqrt(2·layers) so the residual stream's variance does not
-        grow with depth (GPT-2, Radford et al., 2019)."""
+        grow with depth (GPT-2, Radford et al., 2019). Under mup the hidden matrices'
+        std is divided by sqrt(width_mult): a variance of 1/fan-in, relative to the base width."""
         std = self.config.init_std
         residual_std = std / math.sqrt(2 * self.config.num_layers)
+        hidden = {id(layer) for layer in self.hidden_linears()} if self.config.is_mup else set()
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 is_residual = name.endswith(("out_proj", "down_proj"))
-                nn.init.normal_(module.weight, std=residual_std if is_residual else std)
+                layer_std = residual_std if is_residual else std
+                if id(module) in hidden:
+                    layer_std /= math.sqrt(self.config.width_mult)
+                nn.init.normal_(module.weight, std=layer_std)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.Embedding):

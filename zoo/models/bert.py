@@ -62,6 +62,7 @@ class MLMHead(nn.Module):
         self.decoder = nn.Linear(config.embed_dim, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
         self.logit_softcap = config.logit_softcap
+        self.output_scale = config.output_scale  # mup's 1 / width_mult; the output bias is not scaled
 
     def transform(self, x: Tensor) -> Tensor:
         """dense → activation → norm: the per-position transform before the vocabulary projection."""
@@ -69,6 +70,8 @@ class MLMHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.transform(x)
+        if self.output_scale != 1.0:
+            h = h * self.output_scale
         if type(self.decoder) is nn.Linear:
             # One addmm with the bias inside, in the matmul's dtype: a separate `+ self.bias` on the
             # (b, t, vocab) logits was a second pass over them and, under bf16 autocast, promoted them to
@@ -103,6 +106,11 @@ class BERT(ZooModel):
     @property
     def output_head(self) -> nn.Module:
         return self.mlm_head
+
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The stack's hidden matrices and the MLM head's dense transform (width × width)."""
+        dense = self.mlm_head.dense
+        return [*super().hidden_linears(), *([dense] if type(dense) is nn.Linear else [])]
 
     def encode(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, token_type_ids: Tensor | None = None

@@ -50,7 +50,7 @@ def attention_block(c: TransformerConfig, *, cross_attention: bool = False, inde
     qk_norm = c.qk_norm != "none"
     return MultiHeadAttention(
         c.embed_dim, c.num_heads, num_kv_heads=c.resolved_num_kv_heads, head_dim=c.resolved_head_dim,
-        dropout=c.dropout, bias=c.bias, cross_attention=cross_attention, scale=c.attention_scale,
+        dropout=c.dropout, bias=c.bias, cross_attention=cross_attention, scale=c.resolved_attention_scale,
         attn_implementation=c.attn_implementation,
         window=None if cross_attention else c.layer_window(index), softcap=c.attention_softcap,
         q_norm=build_norm(c.qk_norm, c.resolved_head_dim, c.norm_eps, c.bias) if qk_norm else None,
@@ -63,7 +63,8 @@ def feed_forward_block(c: TransformerConfig) -> FeedForward | MixtureOfExperts:
     if c.num_experts is None:
         return FeedForward(c.embed_dim, c.resolved_ffn_dim, c.activation, bias=c.bias)
     experts = [FeedForward(c.embed_dim, c.resolved_ffn_dim, c.activation, bias=c.bias) for _ in range(c.num_experts)]
-    return MixtureOfExperts(experts, c.embed_dim, top_k=c.experts_per_token)
+    # The router reads the width out into a fixed number of experts: an output layer to mup.
+    return MixtureOfExperts(experts, c.embed_dim, top_k=c.experts_per_token, router_multiplier=c.output_multiplier)
 
 
 def norm_block(c: TransformerConfig) -> nn.Module:

@@ -14,6 +14,10 @@ from zoo.blocks.layers import NormPlacement, ResidualName
 from zoo.blocks.norms import NORMS, NormName
 from zoo.blocks.positions import POSITIONS, PositionName, check_learned_length
 
+#: ``standard``: the recipe's own initialisation and multipliers (GPT-2's fixed std, 1/sqrt(d) attention);
+#: ``mup``: the maximal-update parametrisation (Yang et al., 2022, "Tensor Programs V"), see ``base_width``.
+Parametrization = Literal["standard", "mup"]
+
 #: Named recipes: the values a ``preset`` gives the fields a config leaves out. One source for each
 #: (``GPTConfig.llama``, the registry's ``llama`` family and ``config: {preset: llama}`` in YAML read it).
 PresetName = Literal["llama"]
@@ -106,6 +110,22 @@ class TransformerConfig:
             heads, no biases, untied head, no dropout) whose values every field you leave out takes;
             fields you give win. In Python, fields equal to the family default count as left out:
             use ``from_dict`` (or ``GPTConfig.llama(...)``) to set one back to it.
+        parametrization: standard, or mup: the maximal-update parametrisation (Yang et al., 2022,
+            "Tensor Programs V"), under which a learning rate tuned at ``base_width`` stays good
+            at any width. Relative to the standard one, with m = embed_dim / base_width: hidden
+            matrices (attention and feed-forward projections) start with std / sqrt(m) and train
+            with AdamW at lr / m (Muon: lr, its orthogonalised step already has the right size);
+            the output logits (LM head, classifier, MoE router) are multiplied by 1 / m;
+            attention scores scale as 1/head_dim: the standard scale at the base head width times
+            base head_dim / head_dim (sqrt(base head_dim) / head_dim by default). Width-dependent
+            constants of the recipe (sqrt(embed_dim) embedding scale, T5's embed_dim ** -0.5
+            output scale and relative-bias init) are taken at base_width. Embeddings, norms and
+            biases keep their initialisation and rate. All multipliers are 1 at embed_dim =
+            base_width, where mup is the standard model (``zoo.models.mup``).
+        base_width: The embed_dim at which mup equals the standard parametrisation — the width
+            whose learning rate you tuned; needed by mup (ignored by standard). Widths are
+            assumed to grow together: num_heads fixed and head_dim = embed_dim // num_heads (or
+            head_dim set, and then fixed), ffn_dim a fixed multiple of embed_dim (or null).
     """
 
     vocab_size: int = 8000
@@ -145,6 +165,8 @@ class TransformerConfig:
     attention_softcap: float | None = None
     logit_softcap: float | None = None
     preset: PresetName | None = None
+    parametrization: Parametrization = "standard"
+    base_width: int | None = None
 
     def __post_init__(self) -> None:
         def check(ok: bool, message: str) -> None:
@@ -183,6 +205,7 @@ class TransformerConfig:
             head_dim = self.resolved_head_dim
             check(head_dim % 2 == 0, f"position='rotary' needs an even head_dim, got {head_dim}")
         self._check_modern(check)
+        self._check_parametrization(check)
 
     def _check_modern(self, check: Callable[[bool, str], None]) -> None:
         """The switches of the modern variants (QK-norm, sliding window, MoE, parallel residual,
@@ -218,6 +241,23 @@ class TransformerConfig:
             value = getattr(self, name)
             check(value is None or value > 0, f"{name}={value} must be > 0 (or null for no capping)")
 
+    def _check_parametrization(self, check: Callable[[bool, str], None]) -> None:
+        check(self.parametrization in ("standard", "mup"),
+              f"parametrization={self.parametrization!r} must be 'standard' or 'mup'")
+        check(self.base_width is None or self.base_width > 0,
+              f"base_width={self.base_width} must be a positive integer (the embed_dim mup is tuned at) or null")
+        if self.parametrization != "mup":
+            return
+        check(self.base_width is not None,
+              "parametrization='mup' needs base_width: the embed_dim whose learning rate you tuned "
+              f"(e.g. base_width: {self.embed_dim} for this model)")
+        check(self.base_width <= self.embed_dim,
+              f"base_width={self.base_width} is larger than embed_dim={self.embed_dim}; mup transfers from a "
+              "narrower base model up (set base_width <= embed_dim)")
+        check(self.head_dim is not None or self.base_width % self.num_heads == 0,
+              f"base_width={self.base_width} must be divisible by num_heads={self.num_heads} (the base model's "
+              "head width is base_width // num_heads), or set head_dim")
+
     # Defaults resolved once, here: every builder, HF exporter and budget reads these.
     @property
     def resolved_head_dim(self) -> int:
@@ -249,8 +289,54 @@ class TransformerConfig:
 
     @property
     def embed_scale(self) -> float:
-        """The factor on token embeddings: sqrt(embed_dim) with ``scale_embedding``, else 1."""
-        return self.embed_dim**0.5 if self.resolved_scale_embedding else 1.0
+        """The factor on token embeddings: sqrt(embed_dim) with ``scale_embedding`` (sqrt(base_width)
+        under mup, where the embeddings keep their size at every width), else 1."""
+        return self.recipe_width**0.5 if self.resolved_scale_embedding else 1.0
+
+    @property
+    def is_mup(self) -> bool:
+        return self.parametrization == "mup"
+
+    @property
+    def width_mult(self) -> float:
+        """m = embed_dim / base_width under mup (the ``mup`` package's name), 1 under standard."""
+        return self.embed_dim / self.base_width if self.is_mup else 1.0
+
+    @property
+    def output_multiplier(self) -> float:
+        """mup's factor on output logits (LM head, classifier, MoE router): 1 / width_mult."""
+        return self.base_width / self.embed_dim if self.is_mup else 1.0
+
+    @property
+    def output_scale(self) -> float:
+        """The factor on the final hidden states before the output head: the output multiplier
+        (T5 adds its own scale)."""
+        return self.output_multiplier
+
+    @property
+    def recipe_width(self) -> int:
+        """The width at which the recipe's width-dependent constants (embedding scale, T5's output
+        scale) are taken: embed_dim, or base_width under mup."""
+        return self.base_width if self.is_mup else self.embed_dim
+
+    @property
+    def base_head_dim(self) -> int:
+        """The head width of the base model: head_dim when it is set (fixed across widths), else
+        base_width // num_heads under mup (resolved_head_dim under standard)."""
+        if not self.is_mup or self.head_dim is not None:
+            return self.resolved_head_dim
+        return self.base_width // self.num_heads
+
+    @property
+    def resolved_attention_scale(self) -> float | None:
+        """The score scale attention uses: ``attention_scale`` (None = 1/sqrt(head_dim)) under
+        standard. Under mup the standard scale at the base head width, times base_head_dim / head_dim:
+        scores scale as 1/head_dim (sqrt(base_head_dim) / head_dim by default; T5's constant 1.0
+        becomes base_head_dim / head_dim), equal to the standard ones at base width."""
+        if not self.is_mup:
+            return self.attention_scale
+        base = self.attention_scale if self.attention_scale is not None else self.base_head_dim**-0.5
+        return base * self.base_head_dim / self.resolved_head_dim
 
     def check_sequence_length(self, length: int, what: str = "sequence length") -> None:
         """Refuse ``length`` positions when they overrun a learned position table (other schemes
@@ -265,7 +351,8 @@ class TransformerConfig:
         Left out: training-time and runtime choices (``dropout``, ``attn_implementation``,
         ``init_std``, ``moe_aux_loss_weight``), the special token ids, and settings of position
         schemes or switches not in use (``max_seq_len`` counts only for a learned table,
-        ``experts_per_token`` only with experts, ``global_layer_every`` only with a window).
+        ``experts_per_token`` only with experts, ``global_layer_every`` only with a window,
+        ``parametrization`` and ``base_width`` only under mup).
         """
         values = self.to_dict()
         for name in ("dropout", "attn_implementation", "init_std", "pad_token_id", "bos_token_id", "eos_token_id",
@@ -281,6 +368,9 @@ class TransformerConfig:
             if self.position != position:
                 for name in names:
                     values.pop(name)
+        if not self.is_mup:  # standard models compare as before these fields existed
+            values.pop("parametrization")
+            values.pop("base_width")
         values.update(head_dim=self.resolved_head_dim, ffn_dim=self.resolved_ffn_dim,
                       scale_embedding=self.resolved_scale_embedding,
                       num_kv_heads=self.resolved_num_kv_heads)

@@ -87,6 +87,8 @@ class GPT(ZooModel):
     def logits(self, hidden: Tensor) -> Tensor:
         """The LM head: vocabulary logits ``(..., v)`` of final hidden states ``(..., e)`` (generation
         applies it to the last position only)."""
+        if self.output_scale != 1.0:  # mup's output multiplier, on the narrower side of the head
+            hidden = hidden * self.output_scale
         return softcap(self.vocab_projection(hidden), self.config.logit_softcap)
 
     def hidden_states(

@@ -33,14 +33,21 @@ class ClassificationHead(nn.Module):
         num_labels: Number of classes.
         dropout: Dropout on the vector while training.
         init_std: Standard deviation of the weight initialisation (the bias starts at zero).
+        output_multiplier: Factor on the vector before the linear map, so on the logits but not the
+            bias: μP's output multiplier (``TransformerConfig.output_multiplier``), 1 otherwise.
     """
 
-    def __init__(self, embed_dim: int, num_labels: int, dropout: float = 0.0, init_std: float = 0.02) -> None:
+    def __init__(self, embed_dim: int, num_labels: int, dropout: float = 0.0, init_std: float = 0.02,
+                 output_multiplier: float = 1.0) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(embed_dim, num_labels)
+        self.output_multiplier = output_multiplier
         nn.init.normal_(self.classifier.weight, std=init_std)
         nn.init.zeros_(self.classifier.bias)
 
     def forward(self, features: Tensor) -> Tensor:
-        return self.classifier(self.dropout(features))
+        features = self.dropout(features)
+        if self.output_multiplier != 1.0:
+            features = features * self.output_multiplier
+        return self.classifier(features)

@@ -53,6 +53,13 @@ class T5Config(TransformerConfig):
     def resolved_scale_decoder_output(self) -> bool:
         return self.tie_embeddings if self.scale_decoder_output is None else self.scale_decoder_output
 
+    @property
+    def output_scale(self) -> float:
+        """``embed_dim ** -0.5`` with ``scale_decoder_output`` — it keeps tied logits at the scale T5
+        trains with — taken at base_width under mup, times mup's output multiplier."""
+        scale = self.recipe_width**-0.5 if self.resolved_scale_decoder_output else 1.0
+        return scale * self.output_multiplier
+
     def architecture(self) -> dict[str, Any]:
         return {
             **super().architecture(),
@@ -101,8 +108,8 @@ class T5(ZooModel):
             else:  # k_proj, v_proj, up_proj, gate_proj
                 nn.init.normal_(weight, std=d**-0.5)
         for stack in (self.encoder, self.decoder):
-            if isinstance(stack.position_bias, T5RelativeBias):
-                nn.init.normal_(stack.position_bias.embedding.weight, std=d**-0.5)
+            if isinstance(stack.position_bias, T5RelativeBias):  # added to scores: same size at every width
+                nn.init.normal_(stack.position_bias.embedding.weight, std=c.recipe_width**-0.5)
 
     def new_cache(self) -> StackCache:
         """An empty decoder cache (self-attention keys/values and the encoder's projected ones)."""
@@ -129,9 +136,10 @@ class T5(ZooModel):
 
     def logits(self, hidden: Tensor) -> Tensor:
         """The LM head: vocabulary logits ``(..., v)`` of decoder hidden states ``(..., e)``
-        (generation applies it to the last position only)."""
-        if self.config.resolved_scale_decoder_output:
-            hidden = hidden * self.config.embed_dim**-0.5  # keeps tied logits at the scale T5 trains with
+        (generation applies it to the last position only); ``output_scale`` first (T5's tied-head
+        scale, μP's multiplier)."""
+        if self.output_scale != 1.0:
+            hidden = hidden * self.output_scale
         return softcap(self.vocab_projection(hidden), self.config.logit_softcap)
 
     def decoder_hidden_states(

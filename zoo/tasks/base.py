@@ -1,5 +1,6 @@
 """``LanguageModelTask``: what the three objectives share — loss, torchmetrics per stage, the
-AdamW optimizer with decoupled weight decay, warmup + cosine schedule, and checkpoint checks.
+optimizer (AdamW with decoupled weight decay, or Muon: ``zoo.tasks.optimizers``), warmup + cosine
+schedule, and checkpoint checks.
 
 Subclasses (``MaskedLM``, ``CausalLM``, ``Seq2SeqLM``) say which model they build and how a batch
 becomes ``(logits, labels)``; everything else lives here, in one ``_shared_step(batch, stage)``.
@@ -29,6 +30,14 @@ from zoo.models.config import TransformerConfig
 from zoo.models.registry import Family, family_of
 from zoo.tasks.losses import token_cross_entropy
 from zoo.tasks.metrics import BitsPerByte
+from zoo.tasks.optimizers import (
+    MuonConfig,
+    OptimizerName,
+    build_optimizer,
+    check_optimizer,
+    fused_adamw,
+    parameter_groups,
+)
 
 IGNORE_INDEX = -100  # label value the loss and metrics skip (PyTorch's and Hugging Face's convention)
 Stage = Literal["train", "val", "test"]
@@ -40,19 +49,6 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_lr_ratio: 
         return (step + 1) / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def decay_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW parameter groups with weight decay on matrix weights only: decaying norms, biases or
-    embeddings pulls them towards zero for no gain (Loshchilov & Hutter, 2019; common practice since
-    GPT-2). Tied weights appear once; frozen ones not at all."""
-    embeddings = {id(m.weight) for m in module.modules() if isinstance(m, nn.Embedding)}
-    decay, no_decay = [], []
-    for param in module.parameters():
-        if not param.requires_grad:
-            continue
-        (decay if param.ndim >= 2 and id(param) not in embeddings else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def adamw_with_schedule(
@@ -68,9 +64,18 @@ def adamw_with_schedule(
     """AdamW and a per-step linear warmup, then cosine decay to ``min_lr_ratio``·lr over
     ``total_steps`` (None = constant after warmup), as Lightning's ``configure_optimizers`` returns.
     ``total_steps`` may be a function, called once, at the first step past warmup."""
-    # fused: one kernel per step over every tensor; the default for-loop AdamW was a tenth of a CPU step.
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=fused)
+    return with_schedule(fused_adamw(groups, lr=lr, betas=betas, eps=eps), warmup_steps=warmup_steps,
+                         total_steps=total_steps, min_lr_ratio=min_lr_ratio)
+
+
+def with_schedule(
+    optimizer: torch.optim.Optimizer,
+    *,
+    warmup_steps: int,
+    total_steps: int | Callable[[], int] | None,
+    min_lr_ratio: float,
+) -> dict[str, Any]:
+    """``optimizer`` with the schedule of ``adamw_with_schedule`` over every group's own rate."""
     resolved: list[int] = []
 
     def schedule(step: int) -> float:
@@ -113,7 +118,9 @@ class LanguageModelTask(L.LightningModule):
 
     Args:
         config: The model architecture (a family config dataclass, or its ``to_dict()``).
-        lr: Peak learning rate of AdamW.
+        lr: Peak learning rate of AdamW (with Muon: of the parameters AdamW trains). Under μP
+            (``config.parametrization: mup``) the rate at base width; the hidden matrices' own
+            follows the optimizer's μP rule (``zoo.tasks.optimizers``).
         weight_decay: Decoupled weight decay of matrix weights; norms, biases and embeddings get none.
         betas: AdamW betas.
         eps: AdamW epsilon.
@@ -124,6 +131,10 @@ class LanguageModelTask(L.LightningModule):
         pretrained: Initial weights: a zoo checkpoint (``.ckpt``) or a Hugging Face directory
             (``save_pretrained`` output); its architecture must match ``config``. Not saved in
             checkpoints: a resumed or reloaded run takes its weights from the checkpoint itself.
+        optimizer: ``adamw`` (fused AdamW for every weight) or ``muon`` (Muon for the hidden
+            matrices of attention and feed-forward, AdamW for the rest; ``configs/optim/muon.yaml``).
+        muon: Muon's settings (``zoo.tasks.optimizers.MuonConfig``: lr, weight_decay, momentum,
+            nesterov, ns_steps, adjust_lr_fn); null = its defaults. Only with ``optimizer: muon``.
     """
 
     family: ClassVar[Family]  # from zoo.models.registry; model_class and config_class follow from it
@@ -150,6 +161,8 @@ class LanguageModelTask(L.LightningModule):
         min_lr_ratio: float = 0.1,
         max_steps: int | None = None,
         pretrained: str | None = None,
+        optimizer: OptimizerName = "adamw",
+        muon: MuonConfig | None = None,
     ):
         super().__init__()
         if isinstance(config, Mapping):  # from a checkpoint's plain hyper-parameters
@@ -161,10 +174,12 @@ class LanguageModelTask(L.LightningModule):
                 f"optimizer settings out of range: lr={lr} must be > 0, warmup_steps={warmup_steps} >= 0, "
                 f"min_lr_ratio={min_lr_ratio} in [0, 1]"
             )
-        self.save_hyperparameters(ignore=["config", "pretrained", "_class_path", "_instantiator"])
+        muon = check_optimizer(optimizer, muon, config)
+        self.save_hyperparameters(ignore=["config", "pretrained", "muon", "_class_path", "_instantiator"])
         # Plain values only, so checkpoints load with torch.load(weights_only=True) and
         # `SomeTask.load_from_checkpoint(path)` rebuilds the config from them.
         self.hparams["config"] = config.to_dict()
+        self.hparams["muon"] = muon.to_dict() if muon is not None else None
         self.config = config
         self.model = self.model_class(config)
         if pretrained is not None:
@@ -293,8 +308,12 @@ class LanguageModelTask(L.LightningModule):
         correct = (logits.argmax(dim=-1) == labels) & scored
         return {"loss": nll.sum(dim=1) / num_tokens, "num_tokens": num_tokens, "num_correct": correct.sum(dim=1)}
 
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        return decay_groups(self.model, self.hparams.weight_decay)
+    def parameter_groups(self, module: nn.Module | None = None) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups over ``module`` (default: the model; fine-tuning adds its
+        head): ``zoo.tasks.optimizers.parameter_groups``."""
+        h = self.hparams
+        return parameter_groups(module if module is not None else self.model, self.model, optimizer=h.optimizer,
+                                lr=h.lr, weight_decay=h.weight_decay, muon=MuonConfig.from_value(h.muon))
 
     configure_gradient_clipping = configure_fused_gradient_clipping  # fused AdamW with bf16-mixed + clipping
 
@@ -305,8 +324,9 @@ class LanguageModelTask(L.LightningModule):
         # position, which Lightning then drops (Lightning issue #20550): the epoch would start over.
         total = None if h.scheduler == "constant" else h.max_steps or (
             lambda: int(self.trainer.estimated_stepping_batches))
-        return adamw_with_schedule(self.parameter_groups(), lr=h.lr, betas=h.betas, eps=h.eps,
-                                   warmup_steps=h.warmup_steps, total_steps=total, min_lr_ratio=h.min_lr_ratio)
+        optimizer = build_optimizer(self.parameter_groups(), h.optimizer, lr=h.lr, betas=h.betas, eps=h.eps,
+                                    muon=MuonConfig.from_value(h.muon))
+        return with_schedule(optimizer, warmup_steps=h.warmup_steps, total_steps=total, min_lr_ratio=h.min_lr_ratio)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[TASK_KEY] = f"{type(self).__module__}.{type(self).__qualname__}"
@@ -364,25 +384,32 @@ def apply_optimizer_changes(checkpoint: dict[str, Any], hparams: Mapping[str, An
     """A resume that sets another learning rate, weight decay, betas or eps (``zoo.runs.resume_changes``)
     must get them: Lightning restores the optimizer's and scheduler's saved state, which holds the old
     ones. Rewrite that state in ``checkpoint`` before it is restored: rates scaled by new / old (so
-    groups with their own multiples keep them), decay set where it was on, betas and eps replaced."""
+    groups with their own multiples, μP's, keep them), decay set where it was on, betas and eps
+    replaced. Muon's groups (``"optimizer": "muon"``) take the same from the ``muon`` settings."""
     old = checkpoint.get("hyper_parameters", {})
     if not all(k in old for k in ("lr", "weight_decay")):
         return
-    ratio = hparams["lr"] / old["lr"] if old["lr"] else 1.0
-    for state in checkpoint.get("optimizer_states", []):
+    settings = {"adamw": (old, hparams),
+                "muon": (old.get("muon") or MuonConfig().to_dict(), hparams.get("muon") or MuonConfig().to_dict())}
+    schedulers = checkpoint.get("lr_schedulers", [])
+    for index, state in enumerate(checkpoint.get("optimizer_states", [])):
+        ratios = []
         for group in state.get("param_groups", []):
+            before, now = settings["muon" if group.get("optimizer") == "muon" else "adamw"]
+            ratio = now["lr"] / before["lr"] if before["lr"] else 1.0
+            ratios.append(ratio)
             for key in ("lr", "initial_lr"):
                 if key in group and ratio != 1.0:
                     group[key] = group[key] * ratio
-            if group.get("weight_decay") and hparams["weight_decay"] != old["weight_decay"]:
-                group["weight_decay"] = hparams["weight_decay"]
-            for key in ("betas", "eps"):
-                if key in group and key in hparams and key in old and hparams[key] != old[key]:
-                    group[key] = tuple(hparams[key]) if key == "betas" else hparams[key]
-    for scheduler in checkpoint.get("lr_schedulers", []):
-        for key in ("base_lrs", "_last_lr"):
-            if key in scheduler and ratio != 1.0:
-                scheduler[key] = [lr * ratio for lr in scheduler[key]]
+            if group.get("weight_decay") and now["weight_decay"] != before["weight_decay"]:
+                group["weight_decay"] = now["weight_decay"]
+            for key in ("betas", "eps", "momentum", "nesterov", "ns_steps", "adjust_lr_fn"):
+                if key in group and key in now and key in before and now[key] != before[key]:
+                    group[key] = tuple(now[key]) if key == "betas" else now[key]
+        scheduler = schedulers[index] if index < len(schedulers) else {}
+        for key in ("base_lrs", "_last_lr"):  # one entry per group, in the optimizer's order
+            if key in scheduler and len(scheduler[key]) == len(ratios):
+                scheduler[key] = [lr * ratio for lr, ratio in zip(scheduler[key], ratios, strict=True)]
 
 
 def _refuse_other_architecture(saved: Mapping[str, Any], mine: Mapping[str, Any], path: Any, what: str) -> None:

@@ -66,7 +66,7 @@ class SequenceClassifier(FineTuneTask):
         self.hparams["labels"] = self.label_names
         dropout = self.config.dropout if head_dropout is None else head_dropout
         self.head = ClassificationHead(self.config.embed_dim, len(self.label_names), dropout=dropout,
-                                       init_std=self.config.init_std)
+                                       init_std=self.config.init_std, output_multiplier=self.config.output_multiplier)
 
     @property
     def num_labels(self) -> int:

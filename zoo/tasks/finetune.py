@@ -164,10 +164,8 @@ class FineTuneTask(LanguageModelTask):
         how = f", {adapter['method']} on {adapter['target_modules']}" if adapter else ""
         rank_zero_info(f"Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / total:.2f} %){how}")
 
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        from zoo.tasks.base import decay_groups
-
-        return decay_groups(self, self.hparams.weight_decay)  # the task's own head included
+    def parameter_groups(self, module: nn.Module | None = None) -> list[dict[str, Any]]:
+        return super().parameter_groups(self if module is None else module)  # the task's own head included
 
 
 
