@@ -134,3 +134,14 @@ def test_paired_difference_plot(ax):
     interval_lines = [c.lines[2][0].get_segments()[0] for c in ax.containers]
     broken = table["broken"].interval
     assert interval_lines[1][:, 0] == pytest.approx([broken.low, broken.high])
+
+
+def test_timings_paired_by_round_say_so(ax):
+    times = {"layernorm": [5.1, 5.3, 5.0], "rmsnorm": [9.8, 10.4, 10.1]}
+    plot_bars(ax, times, ylabel="µs per call", point="round")
+    assert "one round" in [t.get_text() for t in ax.get_legend().get_texts()]
+    table = compare_to_baseline(times, baseline="layernorm", higher_is_better=False, smallest_effect=0.25)
+    ax.clear()
+    plot_paired_differences(ax, table, metric="time", unit="µs", baseline="layernorm", pairs="rounds")
+    assert "3 rounds" in ax.get_title() and "by round" in ax.get_ylabel()
+    assert "(95 % t-interval, 3 rounds)" in table["rmsnorm"].describe("µs", pairs="rounds")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.analysis.helpers import build, random_ids
-from zoo.analysis import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
+from zoo.analysis import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call, time_interleaved
 from zoo.models import BertConfig
 
 
@@ -62,3 +62,24 @@ def test_time_call_counts_calls():
     assert isinstance(timing, Timing) and 0 <= timing.min <= timing.median and timing.spread >= 0
     with pytest.raises(ValueError):
         time_call(lambda: None, repeats=0)
+
+
+def test_time_interleaved_rotates_the_order_and_pairs_rounds():
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    times = time_interleaved(fns, rounds=3, repeats=2, warmup=1)
+    assert order[:3] == ["a", "b", "c"]  # the warm-up, once each
+    rounds = order[3:]
+    assert rounds == ["a", "a", "b", "b", "c", "c", "b", "b", "c", "c", "a", "a", "c", "c", "a", "a", "b", "b"]
+    assert set(times) == {"a", "b", "c"} and all(len(t) == 3 and min(t) >= 0 for t in times.values())
+
+
+def test_time_interleaved_tells_a_slow_call_from_a_fast_one():
+    import time
+
+    times = time_interleaved({"fast": lambda: None, "slow": lambda: time.sleep(0.002)}, rounds=3, repeats=2)
+    assert all(s > f for s, f in zip(times["slow"], times["fast"], strict=True))  # paired round by round
+    with pytest.raises(ValueError, match="at least one"):
+        time_interleaved({})
+    with pytest.raises(ValueError, match="rounds=0"):
+        time_interleaved({"a": lambda: None}, rounds=0)

@@ -17,6 +17,7 @@ from zoo.analysis.stats import (
     decide,
     detectable_difference,
     holm,
+    holm_corrected,
     paired_comparison,
     paired_interval,
     paired_p_value,
@@ -241,3 +242,14 @@ def test_p_value_and_seed_stats():
     assert str(seed_stats([1.0])) == "1.000"
     with pytest.raises(ValueError):
         seed_stats([])
+
+
+def test_holm_corrected_spans_comparisons_against_different_baselines():
+    base_a, base_b = [1.00, 1.10, 0.95, 1.05], [2.0, 2.2, 1.9, 2.1]
+    lone = paired_comparison(base_a, [0.97, 1.02, 0.93, 1.01], higher_is_better=False, smallest_effect=0.01)
+    same = paired_comparison(base_b, list(base_b), higher_is_better=False, smallest_effect=0.01)
+    assert lone.verdict == "better"
+    family = holm_corrected({"a": lone, "b": same})
+    assert family["a"].p_value == lone.p_value and family["a"].p_adjusted == pytest.approx(2 * lone.p_value)
+    assert family["a"].verdict == "inconclusive" and family["a"].correction == "holm"
+    assert family["b"].verdict == "no detectable difference" and holm_corrected({}) == {}

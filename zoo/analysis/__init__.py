@@ -2,8 +2,10 @@
 
 - ``attention``: ``capture_attention`` (weights of every attention module, SDPA path on), entropy.
 - ``metrics``: log-likelihood under the model, bits per byte, distinct-n and repetition of generations.
-- ``profiling``: step time, peak memory, KV-cache bytes (computed for a config, measured on a cache).
-- ``scaling``: fit and plot ``L(N) = a·N^-α + c``.
+- ``profiling``: step time (one call, or several in alternating rounds), peak memory, KV-cache bytes
+  (computed for a config, measured on a cache).
+- ``scaling``: fit and plot ``L(N) = a·N^-α + c`` (with bootstrap intervals over the sizes) and
+  ``L(N, D) = E + A/N^α + B/D^β`` (Hoffmann et al.'s approach 3).
 - ``training``: ``train(task, data, max_steps=...)`` returning a ``History`` of curves.
 - ``coordinates``: μP's coordinate check (``coordinate_check``, ``family_coordinate_check``, its plot;
   ``python -m zoo.analysis.coordinates``).
@@ -38,9 +40,24 @@ from zoo.analysis.notebook import (
     report,
     setup_notebook,
 )
-from zoo.analysis.profiling import Timing, cache_nbytes, kv_cache_bytes, peak_memory_bytes, time_call
+from zoo.analysis.profiling import (
+    Timing,
+    cache_nbytes,
+    kv_cache_bytes,
+    peak_memory_bytes,
+    time_call,
+    time_interleaved,
+)
 from zoo.analysis.provenance import code_fingerprint, provenance
-from zoo.analysis.scaling import PowerLaw, fit_power_law, plot_power_law
+from zoo.analysis.scaling import (
+    ChinchillaLaw,
+    PowerLaw,
+    PowerLawBootstrap,
+    bootstrap_power_law,
+    fit_chinchilla,
+    fit_power_law,
+    plot_power_law,
+)
 from zoo.analysis.stats import (
     PairedComparison,
     PairedInterval,
@@ -49,6 +66,7 @@ from zoo.analysis.stats import (
     compare_to_baseline,
     detectable_difference,
     holm,
+    holm_corrected,
     paired_comparison,
     seed_stats,
     seeds_needed,
@@ -56,10 +74,12 @@ from zoo.analysis.stats import (
 
 __all__ = [
     "AttentionMaps",
+    "ChinchillaLaw",
     "LanguageModelScore",
     "PairedComparison",
     "PairedInterval",
     "PowerLaw",
+    "PowerLawBootstrap",
     "SeedStats",
     "SequenceScores",
     "StatisticsError",
@@ -67,6 +87,7 @@ __all__ = [
     "attention_entropy",
     "attention_weights",
     "bits_per_byte",
+    "bootstrap_power_law",
     "cache_nbytes",
     "capture_attention",
     "claim_verdict",
@@ -74,8 +95,10 @@ __all__ = [
     "compare_to_baseline",
     "detectable_difference",
     "distinct_n",
+    "fit_chinchilla",
     "fit_power_law",
     "holm",
+    "holm_corrected",
     "kv_cache_bytes",
     "notebook_scale",
     "overall_verdict",
@@ -93,5 +116,6 @@ __all__ = [
     "setup_notebook",
     "sequence_log_likelihood",
     "time_call",
+    "time_interleaved",
     "token_log_probs",
 ]

@@ -149,6 +149,7 @@ def plot_bars(
     bottom: float = 0.0,
     confidence: float = 0.95,
     colors: VariantColors | None = None,
+    point: str = "seed",
 ) -> None:
     """A bar per setting at the mean of its seeds, from zero, with a ``confidence`` interval and each seed
     as a dot; the mean is written on the bar.
@@ -162,6 +163,7 @@ def plot_bars(
             axis and in its label.
         confidence: Coverage of the error bars (Student-t interval of the mean; none for one seed).
         colors: The name → colour mapping (default: this process's ``COLORS``).
+        point: What one value is, for the legend of the dots (``seed``; ``round`` for interleaved timings).
     """
     _require_label(ylabel, "plot_bars' ylabel")
     colors = colors or COLORS
@@ -176,7 +178,7 @@ def plot_bars(
                     label=f"{100 * confidence:.0f} % interval of the mean")
     for i, name in enumerate(names):
         ax.scatter(np.full(len(values[name]), x[i]), values[name], color="black", s=10, zorder=3,
-                   label="one seed" if i == 0 and seeds > 1 else None)
+                   label=f"one {point}" if i == 0 and seeds > 1 else None)
     ax.bar_label(bars, labels=[fmt.format(m) for m in means], label_type="center", fontsize=8)  # clear of the whiskers
     ax.set_xticks(x, names, rotation=20 if max(len(n) for n in names) > 8 else 0)
     broken = bottom != 0
@@ -205,6 +207,7 @@ def plot_paired_differences(
     unit: str,
     baseline: str,
     colors: VariantColors | None = None,
+    pairs: str = "seeds",
 ) -> None:
     """Each entry's paired difference to ``baseline`` with its interval, the ±smallest-effect band shaded.
 
@@ -218,6 +221,7 @@ def plot_paired_differences(
         unit: Its unit, e.g. "bits/byte".
         baseline: The baseline's name, for the axis label.
         colors: The name → colour mapping (default: this process's ``COLORS``).
+        pairs: What the values were paired by (``seeds``; ``rounds`` for interleaved timings).
     """
     _require_label(metric, "plot_paired_differences' metric")
     _require_label(unit, "plot_paired_differences' unit")
@@ -241,10 +245,10 @@ def plot_paired_differences(
     better = "higher" if first.higher_is_better else "lower"
     arrow = "better →" if first.higher_is_better else "← better"
     ax.set_xlabel(f"{metric}: entry − {baseline} ({unit}); {arrow} ({better} is better)")
-    ax.set_ylabel(f"entry (paired with {baseline} by seed)")
+    ax.set_ylabel(f"entry (paired with {baseline} by {pairs.rstrip('s')})")
     band = f"; shaded: |Δ| < {smallest:g} {unit}, too small to matter" if smallest > 0 else ""
     ax.set_title(f"{100 * first.interval.confidence:.0f} % {first.interval.method}-intervals over "
-                 f"{first.interval.n} seeds, p {'Holm-corrected' if first.correction == 'holm' else 'uncorrected'}"
+                 f"{first.interval.n} {pairs}, p {'Holm-corrected' if first.correction == 'holm' else 'uncorrected'}"
                  + band, fontsize=9)
     reach = max(max(abs(comparisons[n].interval.low), abs(comparisons[n].interval.high)) for n in names)
     reach = max(reach, smallest) * 1.15 or 1.0

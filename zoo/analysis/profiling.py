@@ -1,7 +1,9 @@
 """What a model costs: wall time of a call, peak memory of a call, and KV-cache bytes.
 
 Timings are medians over repeats after a warm-up (the first call pays for lazy initialisation and
-allocator growth). Peak memory counts the bytes of tensors that torch allocates during the call above
+allocator growth). To compare several calls, ``time_interleaved`` times them in alternating rounds,
+as benchmarks do, so that a burst of background load hits every candidate alike, and pairs the
+timings by round. Peak memory counts the bytes of tensors that torch allocates during the call above
 what was live before it: ``torch.cuda.max_memory_allocated`` on a GPU, the profiler's memory records
 on a CPU (where no allocator keeps a peak).
 """
@@ -12,7 +14,7 @@ import contextlib
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +67,36 @@ def time_call(
         _synchronize(device)
         times.append(time.perf_counter() - start)
     return Timing(tuple(times))
+
+
+def time_interleaved(
+    fns: Mapping[str, Callable[[], Any]],
+    *,
+    rounds: int = 7,
+    repeats: int = 5,
+    warmup: int = 1,
+    device: torch.device | str | None = None,
+) -> dict[str, list[float]]:
+    """Time several calls in alternating rounds: name → the median seconds of each round.
+
+    Every call is warmed up first; then each round times every call ``repeats`` times in a row, the
+    order rotating from round to round (ABC, BCA, CAB, ...) so that no call always runs first. Round
+    ``i`` of one call is paired with round ``i`` of another (the same stretch of background load):
+    compare them with ``zoo.analysis.stats.paired_comparison``.
+    """
+    if not fns:
+        raise ValueError("time_interleaved needs at least one call to time")
+    if rounds < 1 or repeats < 1 or warmup < 0:
+        raise ValueError(f"rounds={rounds} and repeats={repeats} must be >= 1, warmup={warmup} >= 0")
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            times[name].append(time_call(fns[name], repeats=repeats, warmup=0, device=device).median)
+    return times
 
 
 def peak_memory_bytes(fn: Callable[[], Any], device: torch.device | str = "cpu") -> int:

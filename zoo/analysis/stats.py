@@ -9,7 +9,8 @@ initialisation seed), so the seed-to-seed noise common to both cancels in the *p
   9,999 resamples, a fixed generator so the numbers repeat; it needs ~10 seeds to mean much).
 - **p-value**: the two-sided paired t-test (``scipy.stats.ttest_1samp`` on the differences, the same as
   ``ttest_rel``), whatever the interval method.
-- **Correction**: Holm–Bonferroni across the entries of one table (``holm``).
+- **Correction**: Holm–Bonferroni across the entries of one table (``holm``; ``holm_corrected`` for a
+  family of comparisons made separately).
 - **Detectable difference**: the smallest true difference the paired t-test finds with 80 % power at
   this many seeds and the observed spread of the differences (``detectable_difference``).
 - **Verdict** (``decide``), with ``m`` = the smallest difference that matters and ``p`` the (corrected)
@@ -326,13 +327,16 @@ class PairedComparison:
         """The mean difference in the better direction: positive when the entry is better."""
         return self.interval.mean if self.higher_is_better else -self.interval.mean
 
-    def describe(self, unit: str = "") -> str:
-        """E.g. ``-0.032 nats [-0.051, -0.013] (95 % t-interval, 5 seeds), p = 0.004 (Holm): better``."""
+    def describe(self, unit: str = "", pairs: str = "seeds") -> str:
+        """E.g. ``-0.032 nats [-0.051, -0.013] (95 % t-interval, 5 seeds), p = 0.004 (Holm): better``.
+
+        ``pairs`` names what the values were paired by (``rounds`` for interleaved timings, ``prompts``).
+        """
         unit = f" {unit}" if unit else ""
         i = self.interval
         p = f"p = {self.p_adjusted:.2g}" + (" (Holm)" if self.correction == "holm" else "")
         where = f"{i.mean:+.3f}{unit} [{i.low:+.3f}, {i.high:+.3f}] ({100 * i.confidence:.0f} % {i.method}-interval, " \
-                f"{i.n} seeds), {p}"
+                f"{i.n} {pairs}), {p}"
         verdict = self.verdict
         if verdict in ("no detectable difference", "inconclusive"):
             could = f"could detect >= {self.detectable:.3g}{unit}" if self.detectable else \
@@ -451,7 +455,15 @@ def compare_to_baseline(
                                 smallest_effect=smallest_effect, alpha=alpha, method=method, power=power, name=name)
         for name, values in results.items() if name != baseline
     }
-    if correction == "none" or not raw:
-        return raw
-    adjusted = holm([c.p_value for c in raw.values()])
-    return {name: _with_p(c, p, "holm") for (name, c), p in zip(raw.items(), adjusted, strict=True)}
+    return raw if correction == "none" else holm_corrected(raw)
+
+
+def holm_corrected(comparisons: Mapping[str, PairedComparison]) -> dict[str, PairedComparison]:
+    """``comparisons`` re-decided at Holm-adjusted p-values across them (each keeps its raw ``p_value``).
+
+    For a family of tests that ``compare_to_baseline`` cannot make in one call: comparisons against
+    different baselines (each entry against its own reference), or on different metrics that one
+    claim rests on together.
+    """
+    adjusted = holm([c.p_value for c in comparisons.values()])
+    return {name: _with_p(c, p, "holm") for (name, c), p in zip(comparisons.items(), adjusted, strict=True)}
