@@ -142,3 +142,12 @@ def test_zoo_fit_and_validate_start_from_a_converted_directory(tmp_path, monkeyp
     expected = float(from_checkpoint.trainer.callback_metrics["val_loss"])
     assert float(from_hf_dir.trainer.callback_metrics["val_loss"]) == pytest.approx(expected, rel=1e-5)
     assert float(from_scratch.trainer.callback_metrics["val_loss"]) != pytest.approx(expected, rel=1e-5)
+
+
+def test_convert_help_names_every_architecture(capsys):
+    from zoo.hf import ARCHITECTURES
+
+    with pytest.raises(SystemExit):
+        convert(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in ARCHITECTURES)

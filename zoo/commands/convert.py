@@ -1,7 +1,8 @@
 """``zoo convert SOURCE DEST``: Hugging Face directory <-> zoo checkpoint.
 
 The direction follows SOURCE:
-- a directory written by ``save_pretrained`` (BERT, GPT-2, T5, LLaMA) becomes a zoo checkpoint
+- a directory written by ``save_pretrained`` (any of ``zoo.hf.ARCHITECTURES``: BERT, GPT-2, GPT-NeoX,
+  T5, LLaMA, Mistral, Mixtral, Qwen3, Gemma 2) becomes a zoo checkpoint
   that ``zoo.tasks.load_task`` opens and ``--model.init_args.pretrained`` starts fine-tuning from;
 - a zoo checkpoint (a ``.ckpt`` of ``zoo fit``) becomes a Hugging Face directory that
   ``AutoModelFor{MaskedLM,CausalLM,Seq2SeqLM}.from_pretrained`` loads. Adapters (LoRA, ...) are
@@ -98,10 +99,12 @@ def checkpoint_to_hf(source: str, dest: str, tokenizer_path: str | None = None) 
 
 def main(argv: list[str]) -> int:
     """Entry point of ``zoo convert``; bad input raises a one-line ValueError (``zoo.cli.main`` prints it)."""
+    from zoo.hf import ARCHITECTURES
     parser = argparse.ArgumentParser(
         prog="zoo convert",
-        description="Convert a Hugging Face model directory (BERT, GPT-2, T5, LLaMA) to a zoo checkpoint, "
-        "or a zoo checkpoint to a Hugging Face directory. The direction follows SOURCE.",
+        description="Convert a Hugging Face model directory to a zoo checkpoint, or a zoo checkpoint to a "
+        "Hugging Face directory; the direction follows SOURCE. Architectures (config.json's model_type): "
+        f"{', '.join(sorted(ARCHITECTURES))}.",
     )
     parser.add_argument("source", help="a save_pretrained directory, or a zoo .ckpt file")
     parser.add_argument("dest", help="the zoo .ckpt file to write, or the directory to write the Hugging Face model to")
