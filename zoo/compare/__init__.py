@@ -44,10 +44,15 @@ The file format (every key but ``tasks`` and one of ``families`` / ``entries`` i
     baseline: t5                                # an entry (or, with variants crossed, a variant of each)
     smallest_effect: {bpb: 0.005, accuracy: 0.005}   # per metric (val_/test_ prefix: one split); defaults
     repeat_baseline: 1                          # the noise floor: the baseline again, other initialisation
+    eval: {tasks: [zoo_cloze], limit: 200, num_fewshot: null, batch_size: 32}   # lm-eval tasks (zoo.eval), for
+                                                # a study with an lm task: its runs' final weights scored
+                                                # once per request; zoo_cloze/acc, ... compared as metrics
 
 Bad input (unknown key, family, task, option or config field; a grid over a key that does not exist;
-a baseline that is not an entry; a baseline with fewer than 3 seeds; a task a family cannot run; a
-budget no size reaches; a data file missing its fields; a run directory holding another config; an
+a baseline that is not an entry; a baseline with fewer than 3 seeds; a task a family cannot run; an
+eval task unknown to lm-eval (close matches named), one a family cannot answer, an eval request on a
+study without an lm task, a bad limit / num_fewshot / batch_size, or lm-eval not installed; a budget no
+size reaches; a data file missing its fields; a run directory holding another config; an
 unknown launcher) fails with one line before anything trains."""
 
 from __future__ import annotations
@@ -150,7 +155,7 @@ def run_comparison(
 def _train(runs: list[Run], comparison: Comparison, *, fresh: bool, launcher: str, jobs: int, threads: int,
            log: Callable[[str], None], slurm: Mapping[str, Any] | None) -> None:
     """Write the runs' fit configs and train those not finished yet."""
-    prepare(runs, fresh, threads)  # refuses a run directory of another config before anything trains
+    prepare(runs, fresh, threads, comparison.eval)  # refuses a run directory of another config before anything trains
     pending = [run for run in runs if read_result(run) is None]
     if len(pending) < len(runs):
         log(f"{len(runs) - len(pending)} of {len(runs)} run(s) finished earlier: skipped")

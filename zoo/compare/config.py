@@ -26,12 +26,20 @@ from typing import Any
 import yaml
 
 from zoo.analysis.stats import StatisticsError, check_seed_count
-from zoo.compare.metrics import KIND_METRICS, METRICS, base_name, check_metric_key, metric_of
+from zoo.compare.metrics import (
+    KIND_METRICS,
+    METRICS,
+    TASK_METRICS,
+    base_name,
+    check_metric_key,
+    is_task_metric,
+    metric_of,
+)
 from zoo.compare.tasks import TaskSpec, task_from_config
 from zoo.models.registry import get_family
 
 TOP_LEVEL_KEYS = ("name", "description", "output_dir", "seeds", "families", "entries", "model", "variants", "sweep",
-                  "tasks", "budget", "train", "baseline", "smallest_effect", "repeat_baseline", "tune")
+                  "tasks", "budget", "train", "baseline", "smallest_effect", "repeat_baseline", "tune", "eval")
 MATCHABLE_FIELDS = ("embed_dim", "ffn_dim", "num_layers")
 
 
@@ -152,11 +160,90 @@ class Tune:
             raise ValueError(f"tune.seeds={self.seeds!r} must be a positive number of seeds or 'all'")
         if self.metric is not None:
             check_metric_key(self.metric, "tune.metric")
+            if is_task_metric(self.metric):
+                raise ValueError(f"tune.metric={self.metric!r}: grids are chosen on validation metrics; an eval "
+                                 "task scores the final weights only")
             self.metric = f"val_{base_name(self.metric)}"  # the choice reads validation only
 
     def count(self, seeds: int) -> int:
         """How many of ``seeds`` seeds the grid runs on."""
         return seeds if self.seeds == "all" else min(int(self.seeds), seeds)
+
+
+@dataclass
+class EvalSettings:
+    """lm-evaluation-harness tasks every run of the study's ``lm`` tasks is scored on after its test
+    (``zoo.eval``: the final weights, as ``zoo eval`` scores a checkpoint); each task's metrics enter
+    the tables as ``<task>/<metric>`` (``zoo.compare.metrics.TASK_METRICS``).
+
+    Args:
+        tasks: Task, tag or group names, as ``zoo eval --tasks`` takes them (local: zoo_cloze,
+            zoo_next_sentence, zoo_last_word, zoo_paragraphs, zoo_copy, ...; lm-eval's own when
+            their data is on disk).
+        limit: Items per task at most (a fraction of each task when below 1); null: all of them.
+        num_fewshot: Examples before each question (null: each task's default, else 0).
+        batch_size: Sequences per forward (masked LM: masked copies).
+        metrics: Filled in when the tasks are checked: the ``<task>/<metric>`` keys they report.
+    """
+
+    tasks: list[str] = field(default_factory=list)
+    limit: float | None = None
+    num_fewshot: int | None = None
+    batch_size: int = 32
+    metrics: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tasks, str):
+            self.tasks = [t.strip() for t in self.tasks.split(",") if t.strip()]
+        if not isinstance(self.tasks, list) or not self.tasks or not all(isinstance(t, str) for t in self.tasks):
+            raise ValueError(f"eval.tasks={self.tasks!r} must be a non-empty list of task names, e.g. [zoo_cloze]")
+        if self.limit is not None and (isinstance(self.limit, bool) or not isinstance(self.limit, (int, float))
+                                       or self.limit <= 0):
+            raise ValueError(f"eval.limit={self.limit!r} must be > 0 (items, or a fraction below 1) or null")
+        if self.limit is not None and self.limit >= 1:
+            self.limit = int(self.limit)
+        if self.num_fewshot is not None and (isinstance(self.num_fewshot, bool) or not isinstance(self.num_fewshot, int)
+                                             or self.num_fewshot < 0):
+            raise ValueError(f"eval.num_fewshot={self.num_fewshot!r} must be an integer >= 0 or null")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"eval.batch_size={self.batch_size!r} must be a positive integer")
+
+    def request(self) -> dict[str, Any]:
+        """What a run is scored with (``zoo.compare.job``): a changed request scores the runs again."""
+        return {"tasks": self.tasks, "limit": self.limit, "num_fewshot": self.num_fewshot,
+                "batch_size": self.batch_size}
+
+
+def _eval_settings(values: Any, tasks: list[TaskSpec], entries: list[Entry]) -> EvalSettings | None:
+    """``eval:`` checked against lm-eval before anything trains: installed, every task known (close
+    matches otherwise), each answerable by every family scored; the metric keys it will report."""
+    if values is None:
+        return None
+    if isinstance(values, list):  # eval: [zoo_cloze] is eval: {tasks: [zoo_cloze]}
+        values = {"tasks": values}
+    if isinstance(values, dict) and "metrics" in values:
+        raise ValueError("eval.metrics is filled in from the tasks (each reports its own); drop it")
+    settings = _settings(EvalSettings, values, "eval")
+    lm_tasks = [t.name for t in tasks if t.kind == "lm"]
+    if not lm_tasks:
+        raise ValueError(f"eval: lm-eval tasks score language models, and the study trains none (its tasks are "
+                         f"{[f'{t.name} ({t.kind})' for t in tasks]}); add an lm task or drop eval")
+    from zoo.eval.run import check_tasks, offline_by_default, prepare
+
+    offline_by_default()
+    try:
+        _, loaded = prepare(settings.tasks)
+        for entry in entries:
+            if entry.tasks is None or set(entry.tasks) & set(lm_tasks):
+                check_tasks(loaded, get_family(entry.family).shape, entry.family, settings.num_fewshot)
+    except ValueError as error:
+        raise ValueError(f"eval: {str(error).removeprefix('zoo eval: ')}") from None
+    settings.metrics = [f"{name}/{metric}" for name, task in loaded.items() for metric in task.higher_is_better()
+                        if metric in TASK_METRICS]
+    if not settings.metrics:
+        raise ValueError(f"eval: the tasks {list(loaded)} report none of the metrics a study compares "
+                         f"({list(TASK_METRICS)})")
+    return settings
 
 
 @dataclass
@@ -194,6 +281,7 @@ class Comparison:
             that matters, the study's over ``zoo.compare.metrics``' defaults.
         repeat_baseline: Repeats of each baseline (noise floor; ``zoo.compare.plan.init_seed``).
         tune: How grids are tuned.
+        eval: lm-eval tasks the final weights of the ``lm`` runs are scored on (None: none).
     """
 
     name: str
@@ -209,6 +297,7 @@ class Comparison:
     smallest_effect: dict[str, float] = field(default_factory=dict)
     repeat_baseline: int = 0
     tune: Tune = field(default_factory=Tune)
+    eval: EvalSettings | None = None
 
 
 def smallest_effect(given: dict[str, float], key: str) -> float | None:
@@ -485,12 +574,19 @@ def load_comparison(
             if base_name(tune.metric) not in KIND_METRICS[task.kind]:
                 raise ValueError(f"tune.metric={tune.metric!r}: task {task.name!r} ({task.kind}) reports "
                                  f"{list(KIND_METRICS[task.kind])}")
+    evaluation = _eval_settings(raw.get("eval"), tasks, entries)
+    effects = _smallest_effects(raw.get("smallest_effect"))
+    scored = evaluation.metrics if evaluation else []
+    for key in effects:
+        if is_task_metric(key) and key not in scored:
+            raise ValueError(f"smallest_effect: {key!r} is not a score of the study's eval tasks "
+                             f"({scored if scored else 'it names none: add eval: {tasks: [...]}'})")
     out = Path(output_dir or raw.get("output_dir") or Path("runs") / "compare" / name)
     return Comparison(name=name, output_dir=out, seeds=seeds, entries=entries, tasks=tasks, model=model,
                       budget=budget, train=train, description=str(raw.get("description") or ""),
                       baseline=None if baseline is None else str(baseline),
-                      smallest_effect=_smallest_effects(raw.get("smallest_effect")),
-                      repeat_baseline=int(raw.get("repeat_baseline") or 0), tune=tune)
+                      smallest_effect=effects,
+                      repeat_baseline=int(raw.get("repeat_baseline") or 0), tune=tune, eval=evaluation)
 
 
 def _smallest_effects(values: Any) -> dict[str, float]:
@@ -560,8 +656,9 @@ def study_settings(comparison: Comparison) -> dict[str, Any]:
         points = grid_points(entry) if entry.grid else []
         entries.append({**dataclasses.asdict(entry),
                         "points": [{"label": point_label(p), "values": p} for p in points]})
-    effects = {f"{split}_{m}": smallest_effect(comparison.smallest_effect, f"{split}_{m}")
-               for split in ("val", "test") for m in METRICS}
+    scored = comparison.eval.metrics if comparison.eval else []
+    effects = {key: smallest_effect(comparison.smallest_effect, key)
+               for key in [*(f"{split}_{m}" for split in ("val", "test") for m in METRICS), *scored]}
     return {
         "name": comparison.name, "description": comparison.description, "seeds": comparison.seeds,
         "baseline": comparison.baseline, "repeat_baseline": comparison.repeat_baseline,
@@ -569,4 +666,5 @@ def study_settings(comparison: Comparison) -> dict[str, Any]:
         "budget": dataclasses.asdict(comparison.budget), "train": dataclasses.asdict(comparison.train),
         "model": comparison.model, "entries": entries,
         "tasks": [{**t.options(), "kind": t.kind, "test_note": t.test_note} for t in comparison.tasks],
+        "eval": dataclasses.asdict(comparison.eval) if comparison.eval else None,
     }

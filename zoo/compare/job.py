@@ -1,8 +1,11 @@
 """One compare run as a job, whichever launcher started it: ``zoo fit`` on the run's ``fit.yaml``
 into its run directory (``--ckpt_path last_or_new``: a killed or preempted job resumes its last
 checkpoint), then ``zoo validate`` and ``zoo test`` of the final weights (``<run>/validate/``,
-``<run>/test/``), then ``job.json`` (peak memory, threads, the machine, and the code: commit and
-``zoo/`` fingerprint, ``zoo.analysis.provenance``). A run whose training loss turns NaN or infinite
+``<run>/test/``), then — when the study names ``eval:`` tasks, written to the run's ``eval.json`` — the
+final weights scored on them through ``zoo.eval`` (lm-eval's results file and ``eval/scores.json`` in
+the run directory; a run already scored with the same request is not scored again), then ``job.json``
+(peak memory, threads, the machine, and the code: commit and ``zoo/`` fingerprint,
+``zoo.analysis.provenance``). A run whose training loss turns NaN or infinite
 (zoo fit's guard stops it) *diverged*: that is a result, not a failure — ``job.json`` says so, and the
 study goes on (a grid's too-large learning rate is expected to do it). ::
 
@@ -31,6 +34,49 @@ from typing import Any
 #: The run's zoo fit config, as the study expanded it.
 FIT_FILE = "fit.yaml"
 JOB_FILE = "job.json"
+#: The study's eval request for this run (``EvalSettings.request``); absent: the run is not scored.
+EVAL_FILE = "eval.json"
+#: The run's task scores: ``{"request": ..., "scores": {"zoo_cloze/acc": ...}, "results": <lm-eval file>}``.
+SCORES_FILE = Path("eval") / "scores.json"
+
+
+def read_scores(run_dir: str | os.PathLike[str]) -> dict[str, float] | None:
+    """The run's task scores for its current eval request; None while it is not scored (or was
+    scored with another request); ``{}`` for a run the study does not score."""
+    directory = Path(run_dir)
+    if not (directory / EVAL_FILE).is_file():
+        return {}
+    request = json.loads((directory / EVAL_FILE).read_text())
+    path = directory / SCORES_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record["scores"] if record.get("request") == request else None
+
+
+def score(run_dir: str | os.PathLike[str]) -> None:
+    """Score the run's final weights on its eval request's tasks (``zoo.eval.run.evaluate``, as
+    ``zoo eval`` does), unless they are scored already; lm-eval's results JSON goes to ``<run>/eval/``."""
+    directory = Path(run_dir)
+    if read_scores(directory) is not None:
+        return
+    from zoo.checkpoints import run_checkpoint
+    from zoo.compare.metrics import TASK_METRICS
+    from zoo.eval.harness import ZooLM
+    from zoo.eval.run import evaluate, offline_by_default, scores, write_results
+
+    request = json.loads((directory / EVAL_FILE).read_text())
+    offline_by_default()
+    checkpoint = run_checkpoint(directory, "zoo compare")
+    lm = ZooLM(checkpoint=str(checkpoint), batch_size=request["batch_size"], progress=False, what="zoo compare:")
+    results = evaluate(lm, request["tasks"], num_fewshot=request["num_fewshot"], limit=request["limit"], quiet=True)
+    written = write_results(results, directory / "eval" / f"{checkpoint.stem}.json")
+    found = {f"{row['task']}/{row['metric']}": row["value"] for row in scores(results)
+             if row["filter"] in ("none", "strip") and row["metric"] in TASK_METRICS}
+    record = {"request": request, "scores": found, "results": written.name}
+    partial = (directory / SCORES_FILE).with_suffix(".json.tmp")  # a killed job leaves no half-written scores
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(directory / SCORES_FILE)
 
 
 def _peak_memory_mb() -> tuple[float, str]:
@@ -83,6 +129,8 @@ def run_job(run_dir: str | os.PathLike[str], threads: int | None = None) -> None
     if diverged is None:
         for subcommand in ("validate", "test"):
             run([subcommand, *given, "--ckpt_path", "last"])
+        if (directory / EVAL_FILE).is_file():
+            score(directory)
     peak, kind = _peak_memory_mb()
     record = {"peak_mem_mb": round(peak, 1), "memory": kind, "threads": torch.get_num_threads(), **machine(device),
               "code": provenance(), **({"diverged": diverged} if diverged else {})}

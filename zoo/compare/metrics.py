@@ -8,6 +8,11 @@ macro-F1 or character error rate is about one answer in two hundred. They are a 
 not a claim that such a difference is worth having: a study that cares about less (or only about more)
 says so. Perplexity has no default (it is ``exp`` of the loss per token, whose scale depends on the
 tokenizer): it gets intervals and verdicts only where a study names its smallest effect.
+
+A study's ``eval:`` tasks (lm-evaluation-harness, ``zoo.eval``) add one metric per task and lm-eval
+metric, keyed ``<task>/<metric>`` (``zoo_cloze/acc``): ``TASK_METRICS`` gives the direction and the
+default smallest effect of lm-eval's metric names (accuracy-like: half a point, as above; bits per
+byte: 0.005; perplexities: none, as above). lm-eval's own ``higher_is_better`` for these names agrees.
 """
 
 from __future__ import annotations
@@ -42,6 +47,17 @@ METRICS: dict[str, Metric] = {
     "accuracy": Metric("accuracy", True, "fraction of examples", 0.005),
     "macro_f1": Metric("macro-F1", True, "mean F1 over classes", 0.005),
 }
+#: lm-eval's metric names a study's ``eval:`` tasks are reported by (others stay in the run's lm-eval file).
+TASK_METRICS: dict[str, Metric] = {
+    "acc": Metric("accuracy", True, "fraction of items", 0.005),
+    "acc_norm": Metric("length-normalised accuracy", True, "fraction of items", 0.005),
+    "exact_match": Metric("exact match", True, "fraction of items", 0.005),
+    "f1": Metric("F1", True, "F1", 0.005),
+    "bits_per_byte": Metric("bits per byte", False, "bits/byte", 0.005),
+    "perplexity": Metric("perplexity", False, "per token", None),
+    "word_perplexity": Metric("word perplexity", False, "per word", None),
+    "byte_perplexity": Metric("byte perplexity", False, "per byte", None),
+}
 #: Per kind of task: the validation metric that picks a grid value and is plotted against tokens.
 PRIMARY = {"seq2seq": "exact_match", "classification": "accuracy", "lm": "bpb"}
 #: Per kind of task: the metrics its runs report (each as ``val_<name>`` and ``test_<name>``).
@@ -60,8 +76,19 @@ def column_title(key: str) -> str:
 
 
 def metric_of(key: str) -> Metric:
-    """The ``Metric`` of ``key``: a name (``bpb``) or a split's (``val_bpb``, ``test_bpb``)."""
+    """The ``Metric`` of ``key``: a name (``bpb``), a split's (``val_bpb``, ``test_bpb``) or an eval
+    task's (``zoo_cloze/acc``)."""
+    if "/" in key:
+        task, _, name = key.rpartition("/")
+        metric = TASK_METRICS[name]
+        return Metric(f"{task} {metric.title}", metric.higher_is_better, metric.unit, metric.smallest_effect)
     return METRICS[base_name(key)]
+
+
+def is_task_metric(key: str) -> bool:
+    """Whether ``key`` names an eval task's metric (``zoo_cloze/acc``)."""
+    task, _, name = key.rpartition("/")
+    return bool(task) and name in TASK_METRICS
 
 
 def base_name(key: str) -> str:
@@ -77,9 +104,10 @@ def valid_keys() -> list[str]:
 
 def check_metric_key(key: str, what: str) -> str:
     """``key`` if it names a metric (``bpb``, ``val_bpb``, ...); else one line naming the valid ones."""
-    if not isinstance(key, str) or key not in valid_keys():
+    if not isinstance(key, str) or (key not in valid_keys() and not is_task_metric(key)):
         raise ValueError(f"{what}: {key!r} is not a metric; use one of {list(METRICS)}, or with a split as "
-                         f"val_<metric> / test_<metric>")
+                         f"val_<metric> / test_<metric>, or an eval task's as <task>/<metric> with a metric of "
+                         f"{list(TASK_METRICS)}")
     return key
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.analysis.stats import PairedComparison, PairedInterval
-from zoo.compare.metrics import COLUMNS, PRIMARY, column_title, metric_of
+from zoo.compare.metrics import COLUMNS, PRIMARY, column_title, is_task_metric, metric_of
 from zoo.compare.metrics import si as _si
 
 RESULTS_FILE = "results.json"
@@ -42,8 +42,8 @@ def summary_line(record: dict[str, Any]) -> str:
     """One indented progress line with a finished run's metrics, size, tokens and time."""
     if record.get("diverged"):
         return f"    diverged: {record['diverged'].split(';')[0]}"
-    shown = [f"{column_title(key)} {record['metrics'][key]:.3f}" for key in COLUMNS[record["kind"]]
-             if key in record["metrics"]]
+    keys = [*COLUMNS[record["kind"]], *(k for k in record["metrics"] if is_task_metric(k))]
+    shown = [f"{column_title(key)} {record['metrics'][key]:.3f}" for key in keys if key in record["metrics"]]
     shown += [f"{_params(record)} params", f"{_si(record['tokens'])} tokens",
               f"{record['train_time_s'] + record['eval_time_s']:.0f} s"]
     return "    " + " · ".join(shown)

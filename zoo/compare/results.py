@@ -1,5 +1,6 @@
 """A run's result, read from its run directory alone (``zoo.runs``): ``run.json`` of the fit and of
-the final ``validate`` and ``test``, ``metrics.csv`` for the curves, ``job.json`` for peak memory — so
+the final ``validate`` and ``test``, ``metrics.csv`` for the curves, ``job.json`` for peak memory,
+``eval/scores.json`` for the study's eval task scores (``zoo.compare.job``) — so
 the report is the same however the runs were made (one process after another, ``--jobs N``, SLURM,
 or ``zoo fit --config <run>/fit.yaml`` by hand). A run directory that holds another config than the
 study now asks for is refused: results are never mixed.
@@ -11,13 +12,16 @@ import csv
 import json
 import math
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from zoo.compare.job import FIT_FILE, JOB_FILE
+from zoo.compare.job import EVAL_FILE, FIT_FILE, JOB_FILE, read_scores
 from zoo.compare.plan import Run
 from zoo.runs import read_run
+
+if TYPE_CHECKING:
+    from zoo.compare.config import EvalSettings
 
 
 def fit_text(run: Run, threads: int) -> str:
@@ -35,8 +39,9 @@ def _differences(before: Any, now: Any, prefix: str = "") -> list[str]:
     return [] if before == now else [f"{prefix[:-1]}: {before!r} -> {now!r}"]
 
 
-def prepare(runs: list[Run], fresh: bool, threads: int) -> None:
-    """Write each run's ``fit.yaml``; with ``fresh``, first remove what its directory held.
+def prepare(runs: list[Run], fresh: bool, threads: int, evaluation: EvalSettings | None = None) -> None:
+    """Write each run's ``fit.yaml`` (and, for the runs of ``lm`` tasks when the study names eval
+    tasks, its ``eval.json``); with ``fresh``, first remove what its directory held.
 
     Raises:
         ValueError: A run directory holds another config than the one planned (one line; ``--fresh``
@@ -57,6 +62,11 @@ def prepare(runs: list[Run], fresh: bool, threads: int) -> None:
         run.dir.mkdir(parents=True, exist_ok=True)
         if not (run.dir / FIT_FILE).is_file():
             (run.dir / FIT_FILE).write_text(fit_text(run, threads))
+        request = run.dir / EVAL_FILE
+        if evaluation is not None and run.task.kind == "lm":
+            request.write_text(json.dumps(evaluation.request(), indent=1) + "\n")
+        else:
+            request.unlink(missing_ok=True)  # a study that dropped eval: old scores are not reported
 
 
 def _number(value: str) -> float | None:
@@ -93,12 +103,14 @@ def read_result(run: Run) -> dict[str, Any] | None:
         return None
     job = json.loads((run.dir / JOB_FILE).read_text()) if (run.dir / JOB_FILE).is_file() else {}
     fit, validate, test = (read_run(d) for d in (run.dir, run.dir / "validate", run.dir / "test"))
+    scores = {} if job.get("diverged") else read_scores(run.dir)
     if job.get("diverged"):
         validate = test = {}
-    elif not all(r.get("status") == "finished" for r in (fit, validate, test)):
-        return None
+    elif scores is None or not all(r.get("status") == "finished" for r in (fit, validate, test)):
+        return None  # not trained, tested or scored yet
     metrics = {k: float(v) for r in (validate, test) for k, v in (r.get("final_metrics") or {}).items()
                if k.startswith(("val_", "test_")) and isinstance(v, (int, float))}
+    metrics.update(scores)
     steps = int(fit.get("global_step") or run.steps)
     per_step_tokens, per_step_flops = run.tokens / run.steps, run.flops / run.steps
     curve = _curve(run, per_step_tokens, per_step_flops)

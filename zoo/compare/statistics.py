@@ -67,10 +67,16 @@ def _applies(entry: dict[str, Any], task: dict[str, Any]) -> bool:
     return entry["tasks"] is None or task["name"] in entry["tasks"]
 
 
+def columns(settings: dict[str, Any], kind: str) -> list[str]:
+    """A table's metrics: its kind's, then (``lm``) the study's eval task scores (``zoo_cloze/acc``)."""
+    scored = (settings.get("eval") or {}).get("metrics", []) if kind == "lm" else []
+    return [*COLUMNS[kind], *scored]
+
+
 def _rows(settings: dict[str, Any], task: dict[str, Any], records: Sequence[dict[str, Any]],
           chosen: dict[tuple[str, str], str | None]) -> list[dict[str, Any]]:
     """One row per entry of ``task``: its runs at its chosen point, values per seed."""
-    keys = COLUMNS[task["kind"]]
+    keys = columns(settings, task["kind"])
     found = {(r["entry"], r["point"], r["seed"]): r for r in records if r["task"] == task["name"]}
     rows = []
     for entry in settings["entries"]:
@@ -99,7 +105,7 @@ def _rows(settings: dict[str, Any], task: dict[str, Any], records: Sequence[dict
 
 def _metrics(settings: dict[str, Any], kind: str) -> list[str]:
     """The table's metrics that get verdicts: those with a smallest difference that matters."""
-    return [k for k in COLUMNS[kind] if smallest_effect(settings["smallest_effect"], k) is not None]
+    return [k for k in columns(settings, kind) if smallest_effect(settings["smallest_effect"], k) is not None]
 
 
 def _paired(settings: dict[str, Any], kind: str, rows: list[dict[str, Any]], baseline: str,
@@ -238,7 +244,7 @@ def analyse(settings: dict[str, Any], records: Sequence[dict[str, Any]]) -> dict
         warnings += [f"{t['entry']}: every grid point diverged; it has no results" for t in task_tuning
                      if t["status"] == "every point diverged"]
         tables.append({"task": task["name"], "kind": task["kind"], "test_note": task.get("test_note", ""),
-                       "metrics": list(COLUMNS[task["kind"]]), "rows": rows, "comparisons": comparisons,
+                       "metrics": columns(settings, task["kind"]), "rows": rows, "comparisons": comparisons,
                        "noise_floor": floors, "tuning": task_tuning, "warnings": warnings})
     return {"choices": [{"task": t["task"], "entry": t["entry"], "chosen": t["chosen"]} for t in tuning],
             "tables": tables}
