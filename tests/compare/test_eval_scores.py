@@ -31,7 +31,7 @@ pytest.importorskip("lm_eval")
     ({"eval": {"tasks": ["zoo_cloze"], "batch_size": 0}}, ["eval.batch_size=0 must be a positive integer"]),
     ({"eval": {"tasks": ["zoo_cloze"], "shots": 2}}, ["eval: unknown key 'shots'"]),
     ({"eval": {"tasks": ["zoo_cloze"], "metrics": ["zoo_cloze/acc"]}}, ["eval.metrics is filled in from the tasks"]),
-    ({"eval": {"tasks": ["zoo_cloze"], "num_fewshot": 100000}}, ["eval: --num_fewshot 100000 is larger than the"]),
+    ({"eval": {"tasks": ["zoo_cloze"], "num_fewshot": 100000}}, ["eval: num_fewshot 100000 is larger than the"]),
     ({"entries": [{"name": "base", "family": "bert"}, {"name": "same", "family": "bert"}],
       "eval": {"tasks": ["zoo_copy"]}}, ["eval: zoo_copy is a generation task", "bert model is a masked LM"]),
     ({"eval": ["zoo_cloze"], "smallest_effect": {"zoo_cloz/acc": 0.01}},

@@ -237,7 +237,8 @@ def _eval_settings(values: Any, tasks: list[TaskSpec], entries: list[Entry]) -> 
             if entry.tasks is None or set(entry.tasks) & set(lm_tasks):
                 check_tasks(loaded, get_family(entry.family).shape, entry.family, settings.num_fewshot)
     except ValueError as error:
-        raise ValueError(f"eval: {str(error).removeprefix('zoo eval: ')}") from None
+        said = str(error).removeprefix("zoo eval: ").replace("--num_fewshot", "num_fewshot")
+        raise ValueError(f"eval: {said}") from None
     settings.metrics = [f"{name}/{metric}" for name, task in loaded.items() for metric in task.higher_is_better()
                         if metric in TASK_METRICS]
     if not settings.metrics:
