@@ -187,6 +187,8 @@ def check_mup_transfer(r: dict) -> None:
     assert r["mup_stays_within_one_step"] == (r["max_shift"]["μP + AdamW"] <= 1)
     paired(r["mup_vs_sp_regret"])
     paired(r["muon_vs_adamw"])
+    paired(r["muon_vs_frozen"])
+    assert set(r["frozen_val_loss"]) == {str(w) for w in r["widths"]}
 
 
 CHECKS: dict[str, Callable[[dict], None]] = {
