@@ -173,6 +173,24 @@ def check_swiglu(r: dict) -> None:
     paired(r["swiglu_vs_gelu"])
 
 
+def check_mup_transfer(r: dict) -> None:
+    panels = {"SP + AdamW", "μP + AdamW", "μP + Muon"}
+    assert r["seeds"] >= 3 and len(r["widths"]) >= 2 and r["base_width"] == r["widths"][0]
+    assert r["widest"] == r["widths"][-1]
+    assert set(r["regret"]) == set(r["regret_per_seed"]) == set(r["best_exponent"]) == panels
+    # A regret is a loss at one grid rate minus the best on the grid: never negative.
+    assert all(v >= 0 for seeds in r["regret_per_seed"].values() for v in seeds)
+    for panel, exponents in (("SP + AdamW", r["lr_exponents"]), ("μP + AdamW", r["lr_exponents"]),
+                             ("μP + Muon", r["muon_exponents"])):
+        assert set(r["best_exponent"][panel].values()) <= set(exponents)
+        assert len(r["val_loss"][panel]) == len(r["widths"]) * len(exponents)
+    assert r["mup_stays_within_one_step"] == (r["max_shift"]["μP + AdamW"] <= 1)
+    paired(r["mup_vs_sp_regret"])
+    paired(r["muon_vs_adamw"])
+    paired(r["muon_vs_frozen"])
+    assert set(r["frozen_val_loss"]) == {str(w) for w in r["widths"]}
+
+
 CHECKS: dict[str, Callable[[dict], None]] = {
     "00_quickstart": check_quickstart,
     "01_positions": check_positions,
@@ -187,6 +205,7 @@ CHECKS: dict[str, Callable[[dict], None]] = {
     "10_lora": check_lora,
     "11_tokenization": check_tokenization,
     "12_swiglu_vs_gelu": check_swiglu,
+    "13_mup_transfer": check_mup_transfer,
 }
 
 
