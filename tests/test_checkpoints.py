@@ -180,8 +180,8 @@ def test_cli_door_refuses_another_vocabulary_in_one_line(real, workdir, monkeypa
     else:
         path, other = real["gpt_char"], tokenizer_file(real["gpt"])
         args = [*CLI_DOORS[door](path), "--data.init_args.tokenizer_path", other]
-    words = "does not match the model config: vocab_size" if door == "pretrained" else \
-        "trained with another tokenizer"
+    words = {"pretrained": "does not match the model config: vocab_size",  # a resume refuses another data setting
+             "fit": "cannot resume with data.init_args.tokenizer="}.get(door, "trained with another tokenizer")
     message = zoo_main(monkeypatch, capfd, args)
     assert_one_line(message, path, words)
     assert not (workdir / "runs" / "gpt_clm" / "checkpoints").exists()

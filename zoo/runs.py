@@ -153,8 +153,12 @@ def plan_run(
     checkpoint = None
     if keyword is not None and checkpoints is not None:
         newest = newest_checkpoint(checkpoints)
+        unreadable = sorted(checkpoints.glob("*.ckpt"), key=lambda p: p.stat().st_mtime_ns) \
+            if checkpoints.is_dir() else []
         if newest is not None:
             checkpoint = newest[0]
+        elif unreadable:  # never start over beside them: the loader's checks say why the newest fails, in one line
+            checkpoint = unreadable[-1]
         elif keyword == "last":
             raise RunError(f"--ckpt_path last: {checkpoints} holds no checkpoint to resume (the run was stopped "
                            "before its first save); start again without --ckpt_path, or pass --ckpt_path "

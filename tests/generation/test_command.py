@@ -111,5 +111,5 @@ def test_a_tokenizer_that_does_not_match_the_checkpoint_is_refused(checkpoints, 
         zoo_main()
     message = str(exit_info.value)
     assert message.startswith(f"zoo: error: zoo generate: {checkpoints['gpt']}: trained with another tokenizer")
-    assert f"pass --tokenizer with the tokenizer the model was trained with (tried {other})" in message
+    assert f"leave --tokenizer unset to use the one the checkpoint carries (tried {other})" in message
     assert "\n" not in message
