@@ -347,9 +347,9 @@ def test_a_warned_submitit_job_saves_its_checkpoint_and_its_requeued_job_resumes
     log = "".join(p.read_text() for p in (tmp_path / "slurm").glob("*_log.*"))
     # Stopped at a step with last.ckpt at that very step (saved on the signal, or just before it by
     # validation: then there was nothing left to save), requeued, and resumed from there.
-    stops = re.findall(r"\(stopped, step (\d+)\); resume with --ckpt_path last \(last\.ckpt at step (\d+)\)", log)
-    assert len(stops) == 1 and stops[0][0] == stops[0][1] and 0 < int(stops[0][0]) < 60, log[-3000:]
-    assert "Requeued job" in log and f"resuming at step {stops[0][0]} of 60" in log, log[-3000:]
+    stops = re.findall(r"\(stopped, step (\d+)\); resume with --ckpt_path last \(last\.ckpt", log)
+    assert len(stops) == 1 and 0 < int(stops[0]) < 60, log[-3000:]
+    assert "Requeued job" in log and f"resuming at step {stops[0]} of 60" in log, log[-3000:]
     mine, straight = weights(run.dir), _retrain(run.dir, tmp_path / "straight")
     assert all(torch.equal(mine[k], straight[k]) for k in mine)
 
