@@ -130,13 +130,26 @@ class LastCheckpoint(ModelCheckpoint):
                 getattr(c, "_last_global_step_saved", -1) == trainer.global_step for c in others):
             self._save_last_now(trainer)
 
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        # A stop agreed at this step (GracefulStop, whose hook runs first: Lightning orders checkpoint
+        # callbacks last) is saved here, where the periodic saves are: a loop state Lightning resumes
+        # exactly. Saved later, from on_exception, a stop after an epoch's last batch held an epoch
+        # already closed, and resumed into a one-batch epoch that skipped the next epoch's data.
+        stopping = any(isinstance(c, GracefulStop) and c.stopping for c in trainer.callbacks)
+        if stopping and self._last_global_step_saved != trainer.global_step:
+            self._save_last_now(trainer)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._last_global_step_saved != trainer.global_step:
             self._save_last_now(trainer)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        # Only a signal's stop comes between steps; any other exception may leave a step half done.
-        if isinstance(exception, SIGTERMException) and self._last_global_step_saved != trainer.global_step:
+        # Only a signal's stop comes between steps; any other exception may leave a step half done. A
+        # stop cutting short this step's validation saves again, mid-validation: resumed, it finishes it.
+        if isinstance(exception, SIGTERMException) and (
+                self._last_global_step_saved != trainer.global_step or trainer.validating):
             self._save_last_now(trainer)
             rank_zero_info(f"Stopped by a signal at step {trainer.global_step}; saved {self.last_model_path}")
 
@@ -186,6 +199,7 @@ class GracefulStop(Callback):
 
     def __init__(self) -> None:
         self.received: int | None = None
+        self.stopping = False  # every rank agreed to stop after this step
         self._first_at = 0.0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -196,7 +210,7 @@ class GracefulStop(Callback):
 
         def register() -> None:
             lightning_register()
-            self.received = None
+            self.received, self.stopping = None, False
             try:
                 for signum in (signal.SIGINT, signal.SIGTERM):
                     connector._original_handlers.setdefault(signum, signal.getsignal(signum))
@@ -224,7 +238,7 @@ class GracefulStop(Callback):
         if agreed:
             # Every rank sets Lightning's flag at the same step; its loop raises SIGTERMException at the end
             # of this step, and LastCheckpoint saves it.
-            self.received = agreed
+            self.received, self.stopping = agreed, True
             trainer._signal_connector.received_sigterm = True
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:

@@ -68,14 +68,18 @@ def fit_args(objective: str, corpus: Path, *extra: str, steps: int = STEPS) -> l
     ]
 
 
-def callbacks(directory: Path, *, delay: float = 0.0, keep_every_step: bool = False) -> list[str]:
-    """A config overlay adding the step recorder (and a checkpoint of every step) to a run."""
+def callbacks(directory: Path, *, delay: float = 0.0, keep_every_step: bool = False,
+              signal_at: int | None = None) -> list[str]:
+    """A config overlay adding the step recorder (and a checkpoint of every step, and a SIGTERM as
+    step ``signal_at`` starts) to a run."""
     entries = [{"class_path": "reliability.recorder.StepRecorder",
                 "init_args": {"path": str(directory / "steps.jsonl"), "delay": delay}}]
     if keep_every_step:
         entries.append({"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                         "init_args": {"dirpath": str(directory / "every_step"), "every_n_train_steps": 1,
                                       "save_top_k": -1, "filename": "{step}"}})
+    if signal_at is not None:
+        entries.append({"class_path": "reliability.recorder.SignalAt", "init_args": {"step": signal_at}})
     path = directory / "callbacks.yaml"
     path.write_text(json.dumps({"trainer": {"callbacks": entries}}))
     return ["--config", str(path)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,17 @@ def read_steps(path: Path) -> dict[int, dict]:
         earlier = steps.setdefault(record["step"], record)
         assert earlier == record, f"step {record['step']} differs: {earlier} vs {record}"
     return steps
+
+
+class SignalAt(Callback):
+    """Send this process ``signum`` as training step ``step`` starts (a signal landing mid-step, at a
+    step the test chooses). Runs in-process, through the CLI, as ``reliability.recorder.SignalAt``."""
+
+    def __init__(self, step: int, signum: int = 15) -> None:
+        self.step = step
+        self.signum = signum
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if trainer.global_step + 1 == self.step:
+            os.kill(os.getpid(), self.signum)

@@ -3,6 +3,7 @@ signalled runs are subprocesses; each is resumed and must end where the uninterr
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import signal
@@ -75,10 +76,29 @@ def test_signal_saves_the_current_step_exits_128_plus_signal_and_resumes_exactly
     _resume_and_compare(workdir, corpus, reference)
 
 
-def test_nan_loss_stops_at_once_naming_step_value_and_last_good_checkpoint(workdir, corpus, monkeypatch):
-    args = [*fit_args("clm", corpus, "--model.init_args.lr", "1e6", "--last_checkpoint.every_n_train_steps", "1"),
+# 6 training batches an epoch (conftest): step 6 ends epoch 0; step 12 ends epoch 1 and validates.
+@pytest.mark.parametrize("step", [6, 12], ids=["epoch-end", "epoch-end-validating"])
+def test_a_signal_at_an_epochs_last_batch_resumes_into_the_next_epoch_exactly(workdir, corpus, reference, step):
+    # Stopped after an epoch's last batch, Lightning's loop has already closed the epoch: a checkpoint
+    # written then resumed into a one-batch epoch that skipped the next epoch's data. (No periodic save
+    # at these steps: that one resumed well.)
+    with pytest.raises(SystemExit) as exited:
+        run([*fit_args("clm", corpus, "--last_checkpoint.every_n_train_steps", "5"),
+             *callbacks(workdir, signal_at=step)])
+    assert exited.value.code == 143
+    assert max(read_steps(workdir / "steps.jsonl")) == step
+    assert torch.load(workdir / CHECKPOINTS / "last.ckpt", weights_only=True)["global_step"] == step
+    _resume_and_compare(workdir, corpus, reference)
+
+
+# lr 1e6 diverges at once, lr 100 some steps in: past the last periodic save.
+@pytest.mark.parametrize(("lr", "every"), [("1e6", 1), ("100", 3)], ids=["saved-every-step", "saved-every-3"])
+def test_nan_loss_stops_at_once_naming_step_value_and_last_good_checkpoint(workdir, corpus, monkeypatch, caplog,
+                                                                            lr, every):
+    args = [*fit_args("clm", corpus, "--model.init_args.lr", lr, "--last_checkpoint.every_n_train_steps", str(every)),
             *callbacks(workdir)]
     monkeypatch.setattr(sys, "argv", ["zoo", *args])
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")  # whatever an earlier test left it at
     with pytest.raises(SystemExit) as exited:
         main()
     message = exited.value.code
@@ -88,7 +108,9 @@ def test_nan_loss_stops_at_once_naming_step_value_and_last_good_checkpoint(workd
     assert match, message
     step, good, good_step = int(match[2]), Path(match[3]), int(match[4])
     assert max(read_steps(workdir / "steps.jsonl")) == step, "no step ran after the non-finite loss"
-    assert good == (workdir / CHECKPOINTS / "last.ckpt").resolve() and good_step == step
-    assert torch.load(good, weights_only=True)["global_step"] == step
+    assert good == (workdir / CHECKPOINTS / "last.ckpt").resolve() and good_step == step - step % every > 0
+    assert torch.load(good, weights_only=True)["global_step"] == good_step
+    # The run's closing line names the step last.ckpt holds, not the step the run failed at.
+    assert f"(failed, step {step}); resume with --ckpt_path last (last.ckpt at step {good_step})" in caplog.text
     for checkpoint in (workdir / CHECKPOINTS).glob("*.ckpt"):
         assert all(torch.isfinite(t).all() for t in weights(checkpoint).values()), checkpoint
