@@ -414,7 +414,11 @@ class RunDirectory(Callback):
         with contextlib.suppress(OSError):
             write_run(self.path, record)
         last = next((p for n, p in checkpoints.items() if n.startswith("last")), None)
-        where = f"; resume with --ckpt_path last ({Path(last).name} at step {trainer.global_step})" \
+        # The step last.ckpt holds (LastCheckpoint.saved): behind the run's after a NaN stopped it mid-step.
+        saved = next((c.saved[1] for c in trainer.checkpoint_callbacks
+                      if last and getattr(c, "saved", None) and Path(c.saved[0]).name == Path(last).name),
+                     trainer.global_step)
+        where = f"; resume with --ckpt_path last ({Path(last).name} at step {saved})" \
             if last and status != "finished" else (f"; last checkpoint {last}" if last else "")
         if trainer.state.fn == "fit":
             rank_zero_info(f"Run directory: {self.path} ({status}, step {trainer.global_step}){where}")
