@@ -7,6 +7,7 @@ Compilation uses cheap backends: ``aot_eager`` traces forward and backward (a gr
 
 import datetime
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -315,6 +316,34 @@ def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
     speed.main(["--refresh", "--dtype", "float32"])
     assert calls[-1] == (torch.float32, speed.REFRESH_PEAK_SECONDS)
     assert speed.cached_matmul_peak(torch.float32)[0] == 3e11
+
+
+@pytest.mark.parametrize("idle_now", [True, False], ids=["idle-now", "still-busy"])
+def test_a_cached_peak_below_the_runs_own_rate_is_measured_again(tmp_path, monkeypatch, caplog, idle_now):
+    """A peak cached while the machine was busy reads MFU over 100 %: the run measures it again, once,
+    and keeps the higher figure, in the cache too; if the machine is still busy it says so."""
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(speed, "measure_matmul_peak", lambda *args, **kwargs: 1e3)  # the busy first measurement
+    speed.cached_matmul_peak(torch.float32)
+    measured = []
+    again = 1e15 if idle_now else 5e2
+
+    def measure(*args, **kwargs):
+        measured.append(again)
+        return again
+
+    monkeypatch.setattr(speed, "measure_matmul_peak", measure)
+    monitor = SpeedMonitor(window=2)
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")  # whatever an earlier test left it at
+    if idle_now:
+        trainer, _ = _fit(tmp_path, [monitor], steps=5)
+        assert "above the cached peak of 0.0 (measured while the machine was busy)" in caplog.text
+        assert "now the MFU denominator" in caplog.text and float(trainer.callback_metrics["train/mfu"]) < 100
+    else:
+        with pytest.warns(UserWarning, match="measured again, the peak is 0.0 GFLOP/s, still below: MFU reads over"):
+            _fit(tmp_path, [monitor], steps=5)
+    assert measured == [again], "measured again once"
+    assert monitor.peak == max(1e3, again) == speed.cached_matmul_peak(torch.float32)[0]  # never lowered
 
 
 def test_given_peak_wins_and_must_be_positive(tmp_path):
