@@ -148,9 +148,11 @@ class LastCheckpoint(ModelCheckpoint):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         # Only a signal's stop comes between steps; any other exception may leave a step half done. A
         # stop cutting short this step's validation saves again, mid-validation: resumed, it finishes it.
-        if isinstance(exception, SIGTERMException) and (
-                self._last_global_step_saved != trainer.global_step or trainer.validating):
+        if not isinstance(exception, SIGTERMException):
+            return
+        if self._last_global_step_saved != trainer.global_step or trainer.validating:
             self._save_last_now(trainer)
+        if self._last_global_step_saved == trainer.global_step:
             rank_zero_info(f"Stopped by a signal at step {trainer.global_step}; saved {self.last_model_path}")
 
 

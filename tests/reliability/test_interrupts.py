@@ -78,16 +78,19 @@ def test_signal_saves_the_current_step_exits_128_plus_signal_and_resumes_exactly
 
 # 6 training batches an epoch (conftest): step 6 ends epoch 0; step 12 ends epoch 1 and validates.
 @pytest.mark.parametrize("step", [6, 12], ids=["epoch-end", "epoch-end-validating"])
-def test_a_signal_at_an_epochs_last_batch_resumes_into_the_next_epoch_exactly(workdir, corpus, reference, step):
+def test_a_signal_at_an_epochs_last_batch_resumes_into_the_next_epoch_exactly(workdir, corpus, reference, step,
+                                                                               caplog):
     # Stopped after an epoch's last batch, Lightning's loop has already closed the epoch: a checkpoint
     # written then resumed into a one-batch epoch that skipped the next epoch's data. (No periodic save
     # at these steps: that one resumed well.)
+    caplog.set_level(logging.INFO, logger="lightning.pytorch")
     with pytest.raises(SystemExit) as exited:
         run([*fit_args("clm", corpus, "--last_checkpoint.every_n_train_steps", "5"),
              *callbacks(workdir, signal_at=step)])
     assert exited.value.code == 143
     assert max(read_steps(workdir / "steps.jsonl")) == step
     assert torch.load(workdir / CHECKPOINTS / "last.ckpt", weights_only=True)["global_step"] == step
+    assert f"Stopped by a signal at step {step}; saved " in caplog.text
     _resume_and_compare(workdir, corpus, reference)
 
 
