@@ -94,6 +94,22 @@ def test_a_signal_at_an_epochs_last_batch_resumes_into_the_next_epoch_exactly(wo
     _resume_and_compare(workdir, corpus, reference)
 
 
+@pytest.mark.slow
+def test_a_signal_at_any_step_resumes_exactly(workdir, corpus, reference, monkeypatch):
+    """Every step a stop can land on — epoch ends, validation steps, a periodic save's step, the short
+    last batch — saves that step and resumes to the uninterrupted run's weights, step records and data."""
+    for step in range(1, STEPS):
+        directory = workdir / f"stop-{step}"
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        with pytest.raises(SystemExit) as exited:
+            run([*fit_args("clm", corpus, "--last_checkpoint.every_n_train_steps", "5"),
+                 *callbacks(directory, signal_at=step)])
+        assert exited.value.code == 143, step
+        assert torch.load(directory / CHECKPOINTS / "last.ckpt", weights_only=True)["global_step"] == step
+        _resume_and_compare(directory, corpus, reference)
+
+
 # lr 1e6 diverges at once, lr 100 some steps in: past the last periodic save.
 @pytest.mark.parametrize(("lr", "every"), [("1e6", 1), ("100", 3)], ids=["saved-every-step", "saved-every-3"])
 def test_nan_loss_stops_at_once_naming_step_value_and_last_good_checkpoint(workdir, corpus, monkeypatch, caplog,
