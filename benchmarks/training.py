@@ -73,7 +73,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from zoo.flops import forward_flops
 from zoo.models import BERT, GPT, T5, BertConfig, GPTConfig, T5Config
-from zoo.speed import compile_model, measure_matmul_peak, reuse_freed_memory
+from zoo.speed import _cpu_name, compile_model, measure_matmul_peak, reuse_freed_memory
 from zoo.tasks.losses import token_cross_entropy
 
 FAMILIES = ("gpt2", "llama", "bert", "t5")
@@ -462,7 +462,8 @@ def main() -> None:
     print(f"forward + backward + AdamW (fused), {args.batch_tokens} tokens per batch; {args.layers} layers, width "
           f"{' '.join(map(str, widths))} (head width {head_dim}), vocab {args.vocab_size}; peers "
           f"{', '.join(f'{p} {peers.version(p)}' for p in args.peers) or 'none'}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; malloc: {malloc}; median of {args.repeats} rounds × {args.steps} steps; "
+          f"{torch.get_num_threads()} threads of {_cpu_name()} ({torch.backends.cpu.get_cpu_capability()}); "
+          f"malloc: {malloc}; median of {args.repeats} rounds × {args.steps} steps; "
           f"load average {_load()}", flush=True)
     rows = []
     for width in widths:
